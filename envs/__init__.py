@@ -1,0 +1,1 @@
+"""Gymnasium fast-charging environments (issue: the environment). Nothing is registered yet."""

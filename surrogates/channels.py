@@ -1,0 +1,76 @@
+"""Channel names, units and the control interval: the one place they are defined.
+
+Every module (DFN wrapper, datasets, surrogates, envs) imports these names rather than
+spelling them out, so a dataset written by one part is read by another without a mapping.
+
+Sign convention (PyBaMM's): current in amperes, positive = discharge, negative = charge.
+
+Alignment, for a sequence of T control intervals of length ``dt`` seconds:
+``current[k]`` is applied, constant, during interval k; ``voltage[k]``, ``temperature[k]``,
+``plating_margin[k]`` and ``soc[k]`` are the values at the *end* of interval k, and
+``voltage_max[k]``, ``temperature_max[k]``, ``plating_margin_min[k]`` are the extremes
+*within* interval k (sampled every ``dt / substeps`` seconds, ends included).
+"""
+
+from __future__ import annotations
+
+DEFAULT_DT = 10.0
+"""Default control interval [s]. Datasets, surrogates and envs record theirs and refuse another."""
+
+# Inputs of the cell: what a charger and the environment impose.
+INPUT_CHANNELS: tuple[str, ...] = ("current", "ambient_temperature")
+
+# Outputs at the end of each interval.
+STATE_CHANNELS: tuple[str, ...] = ("voltage", "temperature", "plating_margin", "soc")
+
+# Extremes within each interval, for constraint checks.
+EXTREME_CHANNELS: tuple[str, ...] = ("voltage_max", "temperature_max", "plating_margin_min")
+
+OUTPUT_CHANNELS: tuple[str, ...] = STATE_CHANNELS + EXTREME_CHANNELS
+
+# Channels a surrogate learns (SOC is coulomb-counted from current and capacity, never learned).
+LEARNED_CHANNELS: tuple[str, ...] = ("voltage", "temperature", "plating_margin")
+
+UNITS: dict[str, str] = {
+    "current": "A",
+    "ambient_temperature": "K",
+    "voltage": "V",
+    "temperature": "K",
+    "plating_margin": "V",
+    "soc": "1",
+    "voltage_max": "V",
+    "temperature_max": "K",
+    "plating_margin_min": "V",
+}
+
+DESCRIPTIONS: dict[str, str] = {
+    "current": "applied current, PyBaMM sign (positive = discharge, negative = charge)",
+    "ambient_temperature": "ambient temperature; the cell starts at it",
+    "voltage": "terminal voltage at the end of the interval",
+    "temperature": "lumped (volume-averaged) cell temperature at the end of the interval",
+    "plating_margin": "negative-electrode phi_s - phi_e at the negative/separator interface; "
+    "lithium plating is thermodynamically possible where it is < 0",
+    "soc": "state of charge, coulomb-counted from current and nominal capacity",
+    "voltage_max": "highest terminal voltage within the interval",
+    "temperature_max": "highest cell temperature within the interval",
+    "plating_margin_min": "lowest plating margin within the interval",
+}
+
+# PyBaMM's names for the channels it computes (kept unit-bracketed, as PyBaMM spells them).
+PYBAMM_VARIABLES: dict[str, str] = {
+    "voltage": "Voltage [V]",
+    "temperature": "Volume-averaged cell temperature [K]",
+    "plating_margin": "Negative electrode surface potential difference at separator interface [V]",
+}
+
+SECONDS_PER_HOUR = 3600.0
+
+
+def celsius_to_kelvin(t_c: float) -> float:
+    """Temperature in degrees Celsius -> kelvin."""
+    return t_c + 273.15
+
+
+def kelvin_to_celsius(t_k: float) -> float:
+    """Temperature in kelvin -> degrees Celsius."""
+    return t_k - 273.15
