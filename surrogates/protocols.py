@@ -140,8 +140,8 @@ def sample_spec(rng: np.random.Generator, config: ProtocolConfig, family: str | 
         params.update(
             pulse_c=float(rng.uniform(0.5, config.max_charge_c)),
             discharge_fraction=float(rng.uniform(0.0, 0.6)),
-            pulse_steps=(1, 6),
-            rest_steps=(1, 30),
+            pulse_steps=[1, 6],
+            rest_steps=[1, 30],
             max_discharge_c=config.max_discharge_c,
             soc_bounds=list(config.soc_bounds),
         )
@@ -151,7 +151,7 @@ def sample_spec(rng: np.random.Generator, config: ProtocolConfig, family: str | 
             start_c=float(rng.uniform(0.0, config.walk_max_c)),
             sigma_c=float(_log_uniform(rng, 0.05, 1.0)),
             jump_prob=float(rng.uniform(0.0, 0.1)),
-            hold_steps=(1, 3),
+            hold_steps=[1, 3],
         )
     return ProtocolSpec(family=family, soc0=soc0, ambient_temperature=ambient, params=params)
 
@@ -196,6 +196,7 @@ class _CVMixin:
     """Constant voltage by a per-interval proportional controller on the charging current."""
 
     cv_gain_c_per_v = 10.0  # C-rate change per volt of error: stiff enough, never oscillates
+    cv_hold_steps = 3
 
     def _cv(self, obs: Observation, v_cv: float, cutoff_c: float) -> tuple[float, int] | None:
         charge_c = max(0.0, -obs.current / self.one_c)
@@ -203,7 +204,9 @@ class _CVMixin:
         charge_c = max(0.0, charge_c - self.cv_gain_c_per_v * err)
         if charge_c < cutoff_c or obs.soc >= 0.999:
             return None
-        return -charge_c, 1
+        # Hold each CV correction for a few intervals: the current decays slowly there, and
+        # every PyBaMM call costs ~15 ms of overhead however short the interval.
+        return -charge_c, self.cv_hold_steps
 
 
 class RandomSteps(Protocol):
@@ -211,7 +214,7 @@ class RandomSteps(Protocol):
         lo, hi = self.p["soc_bounds"]
         r = self.rng.random()
         kind = "charge" if r < 0.5 else ("discharge" if r < 0.8 else "rest")
-        if obs.soc > hi and kind == "charge":
+        if (obs.soc > hi or obs.voltage_max > self.v_max) and kind == "charge":
             kind = "discharge"
         if obs.soc < lo and kind == "discharge":
             kind = "charge"
@@ -239,7 +242,7 @@ class CCCV(Protocol, _CVMixin):
         if self.in_cv:
             return self._cv(obs, v_cv, self.p["cutoff_c"])
         # Far from the CV voltage, hold a minute at a time (one solve); close to it, step.
-        n = 6 if obs.voltage < v_cv - 0.15 else 1
+        n = 6 if obs.voltage < v_cv - 0.05 else 1
         return -self.p["c_rate"], n
 
 
@@ -257,7 +260,7 @@ class MultiStepCC(Protocol, _CVMixin):
         for c_rate, soc_break in zip(self.p["c_rates"], self.p["soc_breaks"]):
             if obs.soc < soc_break - 1e-9:
                 n = self._steps_to_soc(obs.soc, soc_break, c_rate)
-                n = min(n, 6) if obs.voltage < v_cv - 0.15 else 1
+                n = min(n, 6) if obs.voltage < v_cv - 0.05 else 1
                 return -c_rate, n
         return None
 
@@ -290,7 +293,11 @@ class RandomWalk(Protocol):
     def _decide(self, obs):
         if obs.soc >= 0.99:
             return None
-        if self.rng.random() < self.p["jump_prob"]:
+        if obs.voltage_max > self.v_max + 0.05:
+            # Back off as an agent penalised for over-voltage would, so sequences go on to
+            # high SOC instead of all ending at the simulation window.
+            self.c *= 0.5
+        elif self.rng.random() < self.p["jump_prob"]:
             self.c = float(self.rng.uniform(0.0, self.p["max_c"]))
         else:
             self.c = float(np.clip(self.c + self.p["sigma_c"] * self.rng.standard_normal(), 0.0, self.p["max_c"]))
