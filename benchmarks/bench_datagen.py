@@ -15,39 +15,22 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from surrogates.data import open_dataset  # noqa: E402
 from surrogates.datagen import DatagenConfig, generate  # noqa: E402
+from surrogates.pybamm_reference import solve_piecewise  # noqa: E402
 
 
 def naive(ds, chemistry: str, limit: int) -> tuple[float, float]:
-    import pybamm
-
-    from surrogates.chemistry import get_chemistry
-
     hours, t0 = 0.0, time.perf_counter()
     for i in range(min(limit, len(ds))):
         n = int(ds.lengths[i])
         if n == 0:
             continue
-        cur = ds.arrays["current"][i, :n].astype(float)
-        edges = np.flatnonzero(np.diff(cur)) + 1
-        steps = []
-        for seg in np.split(np.arange(n), edges):
-            c, secs = cur[seg[0]], len(seg) * ds.dt
-            steps.append(f"Charge at {-c:.6g} A for {secs:g} seconds" if c < 0 else
-                         f"Discharge at {c:.6g} A for {secs:g} seconds" if c > 0 else f"Rest for {secs:g} seconds")
-        params = get_chemistry(chemistry).parameter_values("simulation")
-        amb = float(ds.initial["ambient_temperature"][i])
-        params.update({"Ambient temperature [K]": amb, "Initial temperature [K]": amb})
-        sim = pybamm.Simulation(pybamm.lithium_ion.DFN(options={"thermal": "lumped"}), parameter_values=params,
-                                experiment=pybamm.Experiment(steps, period=f"{ds.dt:g} seconds"),
-                                solver=pybamm.IDAKLUSolver())
         try:
-            sim.solve(initial_soc=float(ds.initial["soc"][i]))
+            solve_piecewise(chemistry, ds.arrays["current"][i, :n], ds.dt, float(ds.initial["soc"][i]),
+                            float(ds.initial["ambient_temperature"][i]), window="simulation")
         except Exception as err:  # noqa: BLE001 - a naive loop that fails still cost the time
             print(f"  naive solve of sequence {i} failed: {type(err).__name__}")
         hours += n * ds.dt / 3600

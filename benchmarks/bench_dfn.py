@@ -19,35 +19,33 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from surrogates.dfn import DFNSimulator  # noqa: E402
+from surrogates.pybamm_reference import reference_parameters  # noqa: E402
+
+
+def time_steps(step, n: int) -> list[float]:
+    """Wall seconds of each of ``n`` calls of ``step()``."""
+    times = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - t0)
+    return times
 
 
 def plain_loop(chemistry: str, current: float, dt: float, n: int, soc0: float) -> list[float]:
     import pybamm
 
-    from surrogates.chemistry import get_chemistry
-
-    params = get_chemistry(chemistry).parameter_values("operating")
-    params.set_initial_state(soc0) if hasattr(params, "set_initial_state") else params.set_initial_stoichiometries(soc0)
+    params = reference_parameters(chemistry, soc0, 298.15)
     params.update({"Current function [A]": current})
     sim = pybamm.Simulation(pybamm.lithium_ion.DFN(options={"thermal": "lumped"}), parameter_values=params,
                             solver=pybamm.IDAKLUSolver())
-    times = []
-    for _ in range(n):
-        t0 = time.perf_counter()
-        sim.step(dt)
-        times.append(time.perf_counter() - t0)
-    return times
+    return time_steps(lambda: sim.step(dt), n)
 
 
 def ours(chemistry: str, current: float, dt: float, n: int, soc0: float) -> list[float]:
     sim = DFNSimulator(chemistry, dt=dt)
     sim.reset(soc0, 298.15)
-    times = []
-    for _ in range(n):
-        t0 = time.perf_counter()
-        sim.step(current)
-        times.append(time.perf_counter() - t0)
-    return times
+    return time_steps(lambda: sim.step(current), n)
 
 
 def main() -> None:

@@ -197,6 +197,11 @@ class _CVMixin:
 
     cv_gain_c_per_v = 10.0  # C-rate change per volt of error: stiff enough, never oscillates
     cv_hold_steps = 3
+    cc_near_cv_v = 0.05  # within this of the CV voltage, CC steps one interval to catch the switch
+
+    def _cc_hold(self, obs: Observation, v_cv: float, n: int) -> int:
+        """Intervals to hold a CC current: up to ``n`` (one solve) far from ``v_cv``, else one."""
+        return n if obs.voltage < v_cv - self.cc_near_cv_v else 1
 
     def _cv(self, obs: Observation, v_cv: float, cutoff_c: float) -> tuple[float, int] | None:
         charge_c = max(0.0, -obs.current / self.one_c)
@@ -242,8 +247,7 @@ class CCCV(Protocol, _CVMixin):
         if self.in_cv:
             return self._cv(obs, v_cv, self.p["cutoff_c"])
         # Far from the CV voltage, hold a minute at a time (one solve); close to it, step.
-        n = 6 if obs.voltage < v_cv - 0.05 else 1
-        return -self.p["c_rate"], n
+        return -self.p["c_rate"], self._cc_hold(obs, v_cv, 6)
 
 
 class MultiStepCC(Protocol, _CVMixin):
@@ -259,9 +263,7 @@ class MultiStepCC(Protocol, _CVMixin):
             return self._cv(obs, v_cv, self.p["cutoff_c"])
         for c_rate, soc_break in zip(self.p["c_rates"], self.p["soc_breaks"]):
             if obs.soc < soc_break - 1e-9:
-                n = self._steps_to_soc(obs.soc, soc_break, c_rate)
-                n = min(n, 6) if obs.voltage < v_cv - 0.05 else 1
-                return -c_rate, n
+                return -c_rate, self._cc_hold(obs, v_cv, min(self._steps_to_soc(obs.soc, soc_break, c_rate), 6))
         return None
 
 

@@ -10,7 +10,7 @@ import pytest
 from surrogates.data import open_dataset
 from surrogates.datagen import DatagenConfig, generate, shard_path
 from surrogates.protocols import ProtocolConfig
-from tests.surrogates.reference import experiment_voltage
+from surrogates.pybamm_reference import experiment_voltage
 
 
 def tiny_config(**kw) -> DatagenConfig:

@@ -6,7 +6,7 @@ import pytest
 
 from surrogates.channels import OUTPUT_CHANNELS
 from surrogates.dfn import DFNSimulator, DFNSolverError, SimulationWindowError
-from tests.surrogates.reference import experiment_voltage
+from surrogates.pybamm_reference import experiment_voltage
 
 
 @pytest.fixture(scope="module")
