@@ -1,0 +1,49 @@
+"""Surrogate architectures, one file each, sharing one causal-operator protocol.
+
+Every model maps normalised inputs to normalised outputs (see :mod:`surrogates.features`):
+
+* ``model(x, init) -> y``: ``x`` ``(B, L, N_INPUTS)``, ``init`` ``(B, N_INIT)``, ``y`` ``(B, L, n_out)``;
+  causal: ``y[:, t]`` depends on ``x[:, :t+1]`` and ``init`` only.
+* ``state = model.initial_state(batch, init)``; ``y_t, state = model.step(x_t, state)`` with
+  ``x_t`` ``(B, N_INPUTS)`` and ``y_t`` ``(B, n_out)``; a step rollout equals the forward.
+  A state is a dict of tensors (or lists of tensors) with the batch in dim 0, so rows can
+  be replaced independently (:func:`merge_state`).
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import torch
+
+ARCHITECTURES: dict[str, tuple[str, str, str]] = {
+    # name: (module, config class, model class); imported on demand
+    "transformer": ("surrogates.models.transformer", "TransformerConfig", "Transformer"),
+    "mamba": ("surrogates.models.mamba", "MambaConfig", "Mamba"),
+    "jepa": ("surrogates.models.jepa", "JEPAConfig", "JEPA"),
+}
+
+
+def architecture(arch: str) -> tuple[type, type]:
+    """(config class, model class) of architecture ``arch``."""
+    if arch not in ARCHITECTURES:
+        raise ValueError(f"unknown architecture {arch!r}; valid architectures are: {', '.join(ARCHITECTURES)}")
+    module, cfg_name, model_name = ARCHITECTURES[arch]
+    mod = importlib.import_module(module)
+    return getattr(mod, cfg_name), getattr(mod, model_name)
+
+
+def build_model(arch: str, **config) -> torch.nn.Module:
+    """Instantiate architecture ``arch`` from config keyword arguments."""
+    cfg_cls, model_cls = architecture(arch)
+    return model_cls(cfg_cls(**config))
+
+
+def merge_state(mask: torch.Tensor, new, old):
+    """Rows where ``mask`` ``(B,)`` is true from ``new``, the rest from ``old`` (same structure)."""
+    if isinstance(old, dict):
+        return {k: merge_state(mask, new[k], old[k]) for k in old}
+    if isinstance(old, (list, tuple)):
+        return type(old)(merge_state(mask, n, o) for n, o in zip(new, old))
+    m = mask.view(-1, *([1] * (old.dim() - 1)))
+    return torch.where(m, new, old)
