@@ -1,1 +1,6 @@
-"""Stable-baselines3 agents and CC-CV / multi-step CC baselines (issue: agents). Empty so far."""
+"""Charging agents: stable-baselines3 hyperparameters, rule-based baselines, evaluation."""
+
+from pathlib import Path
+
+HYPERPARAMS_DIR = Path(__file__).resolve().parent / "hyperparams"
+"""rl-baselines3-zoo style YAML files, one per algorithm, keyed by env id."""

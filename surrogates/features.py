@@ -77,7 +77,9 @@ class Featurizer:
         from surrogates.dfn import DFNSimulator
 
         sim = DFNSimulator(chemistry, dt=dt, substeps=1)
-        grid = np.linspace(0.0, 1.0, points)
+        # Not exactly 0: lfp's rest voltage at 0 % SOC sits on its simulation window's edge
+        # (2.0 V), where PyBaMM's cut-off event fires at t = 0. np.interp holds the end values.
+        grid = np.linspace(1e-3, 1.0, points)
         rest = [sim.reset(float(s), T_REF) for s in grid]
         return cls(
             chemistry=chemistry, dt=float(dt), capacity_ah=sim.capacity_ah, soc_grid=grid.tolist(),

@@ -21,7 +21,7 @@ import torch
 
 from surrogates.channels import SECONDS_PER_HOUR
 from surrogates.features import MODEL_CHANNELS, Featurizer
-from surrogates.models import ARCHITECTURES, architecture, merge_state
+from surrogates.models import ARCHITECTURES, architecture, scatter_state
 
 CHECKPOINT_DIR = Path(__file__).resolve().parent / "checkpoints"
 """Shipped checkpoints: ``{chemistry}-{arch}.pt`` with a card ``{chemistry}-{arch}.md``."""
@@ -63,13 +63,15 @@ class SurrogateState:
     """A batch of simulated cells between intervals.
 
     model: the architecture's recurrent state (batch in dim 0); soc ``(B,)`` float64
-    coulomb-counted SOC; ambient ``(B,)`` [K]; steps ``(B,)`` intervals since reset.
+    coulomb-counted SOC; ambient ``(B,)`` [K]; steps ``(B,)`` intervals since reset;
+    options: the keyword arguments the model state was built with (e.g. a KV-cache length).
     """
 
     model: dict
     soc: np.ndarray
     ambient: np.ndarray
     steps: np.ndarray
+    options: dict = None
 
 
 class Surrogate:
@@ -133,7 +135,8 @@ class Surrogate:
         _check_ambient(amb)
         init = torch.from_numpy(self.featurizer.init_vector(soc0, amb)).to(self.device)
         state = self.model.initial_state(len(soc0), init, **kwargs)
-        return SurrogateState(model=state, soc=soc0.copy(), ambient=amb, steps=np.zeros(len(soc0), dtype=np.int64))
+        return SurrogateState(model=state, soc=soc0.copy(), ambient=amb, steps=np.zeros(len(soc0), dtype=np.int64),
+                              options=dict(kwargs))
 
     @torch.no_grad()
     def step(self, state: SurrogateState, current) -> tuple[dict[str, np.ndarray], SurrogateState]:
@@ -150,24 +153,27 @@ class Surrogate:
         x, _, soc = self.featurizer.inputs(cur[:, None], state.soc, state.ambient)
         y, model_state = self.model.step(torch.from_numpy(x[:, 0]).to(self.device), state.model)
         out = self.featurizer.decode(y[:, None], soc, state.ambient)
-        new = SurrogateState(model=model_state, soc=soc[:, 0], ambient=state.ambient, steps=state.steps + 1)
+        new = SurrogateState(model=model_state, soc=soc[:, 0], ambient=state.ambient, steps=state.steps + 1,
+                             options=state.options)
         return {k: v[:, 0] for k, v in out.items()}, new
 
     @torch.no_grad()
-    def reset_rows(self, state: SurrogateState, rows, soc0, ambient_temperature, **kwargs) -> SurrogateState:
-        """Restart the cells at ``rows`` (bool ``[B]`` or indices) at rest at ``soc0`` / ``ambient_temperature``."""
+    def reset_rows(self, state: SurrogateState, rows, soc0, ambient_temperature) -> SurrogateState:
+        """Restart the cells at ``rows`` (bool ``[B]`` or indices) at rest at ``soc0`` / ``ambient_temperature``.
+
+        Only those rows are rebuilt and written into ``state`` in place (it is returned).
+        """
         mask = np.zeros(len(state.soc), dtype=bool)
         mask[rows] = True
-        n = int(mask.sum())
-        if n == 0:
+        idx = np.flatnonzero(mask)
+        if len(idx) == 0:
             return state
-        soc_new, amb_new = state.soc.copy(), state.ambient.copy()
-        soc_new[mask] = np.broadcast_to(np.asarray(soc0, dtype=np.float64), (n,))
-        amb_new[mask] = np.broadcast_to(np.asarray(ambient_temperature, dtype=np.float64), (n,))
-        fresh = self.initial_state(soc_new, amb_new, **kwargs)
-        m = torch.from_numpy(mask).to(self.device)
-        steps = np.where(mask, 0, state.steps)
-        return SurrogateState(model=merge_state(m, fresh.model, state.model), soc=soc_new, ambient=amb_new, steps=steps)
+        soc0 = np.broadcast_to(np.asarray(soc0, dtype=np.float64), (len(idx),))
+        amb = np.broadcast_to(np.asarray(ambient_temperature, dtype=np.float64), (len(idx),))
+        fresh = self.initial_state(soc0, amb, **(state.options or {}))
+        scatter_state(state.model, torch.from_numpy(idx).to(self.device), fresh.model)
+        state.soc[idx], state.ambient[idx], state.steps[idx] = soc0, amb, 0
+        return state
 
 
 def _check_ambient(amb: np.ndarray) -> None:
@@ -175,9 +181,11 @@ def _check_ambient(amb: np.ndarray) -> None:
         raise ValueError("ambient_temperature is in kelvin and must be in (200, 400); did you pass Celsius? add 273.15")
 
 
-def load_surrogate(chemistry: str = "nmc", arch: str = "mamba", path: str | Path | None = None,
+def load_surrogate(chemistry: str = "nmc", arch: str | None = "mamba", path: str | Path | None = None,
                    device: str | torch.device = "cpu", dt: float | None = None) -> Surrogate:
     """Load a surrogate checkpoint: the shipped one for ``chemistry``/``arch``, or ``path``.
+
+    With ``path``, ``arch=None`` accepts whatever architecture the checkpoint holds.
 
     Refuses (:class:`CheckpointError`) a checkpoint of another architecture, chemistry or
     ``dt`` than asked for, naming what it holds and how to get the right one.
@@ -185,7 +193,9 @@ def load_surrogate(chemistry: str = "nmc", arch: str = "mamba", path: str | Path
     from surrogates.chemistry import get_chemistry
 
     get_chemistry(chemistry)
-    if arch not in ARCHITECTURES:
+    if arch is None and path is None:
+        raise ValueError("give an architecture (transformer, mamba, jepa) or a checkpoint path")
+    if arch is not None and arch not in ARCHITECTURES:
         raise ValueError(f"unknown architecture {arch!r}; valid architectures are: {', '.join(ARCHITECTURES)}")
     p = Path(path) if path is not None else checkpoint_path(chemistry, arch)
     if not p.exists():
@@ -197,7 +207,7 @@ def load_surrogate(chemistry: str = "nmc", arch: str = "mamba", path: str | Path
     blob = torch.load(p, map_location="cpu", weights_only=False)
     if not isinstance(blob, dict) or blob.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{p} is not a cellgym surrogate checkpoint of format {CHECKPOINT_FORMAT}")
-    if blob["arch"] != arch:
+    if arch is not None and blob["arch"] != arch:
         raise CheckpointError(f"{p} holds a {blob['arch']} surrogate, not {arch}; pass arch={blob['arch']!r} or another path")
     if blob["chemistry"] != chemistry:
         raise CheckpointError(f"{p} was trained on {blob['chemistry']} data, not {chemistry}; pass chemistry={blob['chemistry']!r}")
@@ -205,6 +215,7 @@ def load_surrogate(chemistry: str = "nmc", arch: str = "mamba", path: str | Path
         raise CheckpointError(
             f"{p} was trained for dt={blob['dt']} s, not dt={dt} s; train one for dt={dt} on a dataset generated with --dt {dt}"
         )
+    arch = blob["arch"]
     cfg_cls, model_cls = architecture(arch)
     model = model_cls(cfg_cls(**blob["model_config"]))
     missing, unexpected = model.load_state_dict(blob["state_dict"], strict=False)

@@ -9,7 +9,8 @@ readout alone (reported as ``readout_only``), then fine-tunes everything.
 Checkpoints are atomic: ``last.pt`` (everything needed to resume, written every epoch) and
 ``best.pt`` (the surrogate with the lowest validation loss, loadable by
 :func:`surrogates.surrogate.load_surrogate`). Under ``torchrun`` each rank trains on its
-share of every batch list and gradients are averaged by DDP.
+share of every epoch's batches and gradients are all-reduced (averaged) before each step,
+as DDP does; rank 0 validates, checkpoints and decides when to stop.
 """
 
 from __future__ import annotations
@@ -263,10 +264,6 @@ def train(cfg: TrainConfig) -> dict:
         readout_only = state.get("readout_only")
         torch.set_rng_state(state["torch_rng"])
         print(f"resumed {last_path} at epoch {start_epoch}")
-    ddp_model = model
-    if world > 1:
-        ddp_model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None,
-                                                              find_unused_parameters=cfg.arch == "jepa")
     writer = SummaryWriter(str(run_dir / "tb")) if rank == 0 else None
     if writer is not None and start_epoch == 0:
         writer.add_text("config", "```\n" + json.dumps(cfg_dict, indent=2) + "\n```")
@@ -294,7 +291,8 @@ def train(cfg: TrainConfig) -> dict:
         phase_prev = phase
         model.train()
         rng = np.random.default_rng([cfg.seed, epoch])
-        batches = length_batches(tr.lengths, cfg.batch_size, rng)[rank::world]
+        batches = length_batches(tr.lengths, cfg.batch_size, rng)
+        batches = batches[: len(batches) // world * world][rank::world]  # equal counts: every rank all-reduces alike
         bar = tqdm(batches, desc=f"{cfg.arch} epoch {epoch} [{phase}]", disable=not cfg.progress or rank != 0, leave=False)
         sums, n = np.zeros(len(MODEL_CHANNELS)), 0
         for rows in bar:
@@ -308,9 +306,11 @@ def train(cfg: TrainConfig) -> dict:
                 loss = model.pretrain_loss(x, init, y.masked_fill(~mask.unsqueeze(-1), float("nan")), mask)
                 per_channel = torch.zeros(len(MODEL_CHANNELS))
             else:
-                loss, per_channel = masked_loss(ddp_model(x, init), y, mask, weights)
+                loss, per_channel = masked_loss(model(x, init), y, mask, weights)
             opt.zero_grad(set_to_none=True)
             loss.backward()
+            if world > 1:
+                _average_gradients(model, world)
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             opt.step()
             if phase == "pretrain":
@@ -324,8 +324,10 @@ def train(cfg: TrainConfig) -> dict:
                 writer.add_scalar(f"train/loss_{phase}", loss.item(), step)
         minutes = elapsed_before + (time.perf_counter() - t_start) / 60
 
-        # -- validate (open loop, whole sequences)
+        # -- validate (open loop, whole sequences), on rank 0; the others wait for its verdict
         if rank != 0:
+            if _broadcast_stop(False, world):
+                break
             continue
         val_pred = predict(model, tensors["val"], device=device)
         val_loss = float(masked_loss(torch.from_numpy(val_pred), tensors["val"].y, tensors["val"].mask, weights.cpu())[0])
@@ -351,11 +353,12 @@ def train(cfg: TrainConfig) -> dict:
                       "epoch": epoch + 1, "step": step, "best": best, "stale": stale, "history": history,
                       "readout_only": readout_only, "config": json.loads(json.dumps(cfg_dict)),
                       "torch_rng": torch.get_rng_state()}, last_path)
+        stop = stale >= cfg.patience or minutes >= cfg.max_minutes
         if stale >= cfg.patience:
             print(f"early stop: no better validation loss in {cfg.patience} epochs")
-            break
-        if minutes >= cfg.max_minutes:
+        elif stop:
             print(f"time budget of {cfg.max_minutes} min spent")
+        if _broadcast_stop(stop, world):
             break
 
     # -- test the best checkpoint
@@ -374,6 +377,26 @@ def train(cfg: TrainConfig) -> dict:
     writer.close()
     print("test:", json.dumps(results, indent=2))
     return {"best": str(best_path), "meta": meta}
+
+
+def _average_gradients(model: torch.nn.Module, world: int) -> None:
+    """All-reduce the mean gradient over ranks, as DDP does (also for JEPA's pretraining loss,
+    which is not a forward call DDP could hook)."""
+    for p in model.parameters():
+        if p.requires_grad:
+            if p.grad is None:
+                p.grad = torch.zeros_like(p)
+            torch.distributed.all_reduce(p.grad)
+            p.grad /= world
+
+
+def _broadcast_stop(stop: bool, world: int) -> bool:
+    """Rank 0's decision to stop, on every rank."""
+    if world == 1:
+        return stop
+    flag = torch.tensor([1.0 if stop else 0.0])
+    torch.distributed.broadcast(flag, 0)
+    return bool(flag.item())
 
 
 def _trainable(model: torch.nn.Module, phase: str):

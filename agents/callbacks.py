@@ -1,0 +1,100 @@
+"""stable-baselines3 callbacks: charging statistics and a charging-profile figure in TensorBoard.
+
+Tags (CleanRL-style namespaces):
+
+* ``charts/charge_time_min``      mean time to the target SOC of the episodes that reached it [min]
+* ``charts/success_rate``         share of finished episodes that reached the target
+* ``charts/violations``           mean violating intervals per finished episode (V, T or plating)
+* ``charts/plating_margin_min``   mean over finished episodes of their lowest plating margin [mV]
+* ``charts/<reward term>``        mean per interval of each reward component (``reward_time``...)
+* ``eval/charging_profile``       C-rate, V, T and plating margin of one deterministic charge
+* ``eval/profile_charge_time_min`` its charge time [min]
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.logger import Figure, TensorBoardOutputFormat
+
+from envs.charging import REWARD_TERMS
+
+
+class ChargeStatsCallback(BaseCallback):
+    """Per-episode charging statistics from the env's ``info``, logged at the end of each rollout."""
+
+    def __init__(self, config_text: str = "", verbose: int = 0):
+        super().__init__(verbose)
+        self.config_text = config_text
+
+    def _on_training_start(self) -> None:
+        n = self.training_env.num_envs
+        self._min_margin = np.full(n, np.inf)
+        self._violations = np.zeros(n, dtype=np.int64)
+        self._episodes: list[dict] = []
+        self._terms = {k: [] for k in REWARD_TERMS}
+        for fmt in self.logger.output_formats:  # hyperparameters as text at the start of the run
+            if isinstance(fmt, TensorBoardOutputFormat) and self.config_text:
+                fmt.writer.add_text("config", "```\n" + self.config_text + "\n```", 0)
+
+    def _on_step(self) -> bool:
+        infos, dones = self.locals["infos"], self.locals["dones"]
+        for i, info in enumerate(infos):
+            self._min_margin[i] = min(self._min_margin[i], info["plating_margin_min"])
+            self._violations[i] += int(info["reward_voltage"] < 0 or info["reward_temperature"] < 0
+                                       or info["reward_plating"] < 0)
+            for k in REWARD_TERMS:
+                self._terms[k].append(info[k])
+            if dones[i]:
+                self._episodes.append({
+                    "reached": bool(info["reached_target"]),
+                    "minutes": info["elapsed"] / 60.0,
+                    "violations": int(self._violations[i]),
+                    "margin_mV": float(self._min_margin[i] * 1e3),
+                })
+                self._min_margin[i], self._violations[i] = np.inf, 0
+        return True
+
+    def _on_rollout_end(self) -> None:
+        eps = self._episodes
+        if eps:
+            reached = [e["minutes"] for e in eps if e["reached"]]
+            if reached:
+                self.logger.record("charts/charge_time_min", float(np.mean(reached)))
+            self.logger.record("charts/success_rate", len(reached) / len(eps))
+            self.logger.record("charts/violations", float(np.mean([e["violations"] for e in eps])))
+            self.logger.record("charts/plating_margin_min", float(np.mean([e["margin_mV"] for e in eps])))
+            self.logger.record("charts/episodes", len(eps))
+        for k, v in self._terms.items():
+            if v:
+                self.logger.record(f"charts/{k}", float(np.mean(v)))
+        self._episodes = []
+        self._terms = {k: [] for k in REWARD_TERMS}
+
+
+class ProfileFigureCallback(BaseCallback):
+    """After each evaluation: one deterministic charge on the surrogate, as a TensorBoard figure."""
+
+    def __init__(self, chemistry: str, surrogate, start, device: str = "cpu", env_kwargs: dict | None = None,
+                 verbose: int = 0):
+        super().__init__(verbose)
+        self.chemistry, self.surrogate, self.start = chemistry, surrogate, start
+        self.device, self.env_kwargs = device, dict(env_kwargs or {})
+        self._env = None
+
+    def _on_step(self) -> bool:
+        from agents.evaluation import plot_traces, rollout, summarize
+        from envs.charging import FastChargeEnv
+
+        if self._env is None:
+            self._env = FastChargeEnv(self.chemistry, backend="surrogate", surrogate=self.surrogate, device=self.device,
+                                      **self.env_kwargs)
+        trace = rollout(self.model, self._env, self.start)
+        row = summarize(trace, self._env.config)
+        fig = plot_traces({"agent": trace}, self._env.config, None,
+                          title=f"{self.start.label}: {row['charge_time_min']:.1f} min, {row['violating_steps']} violating steps")
+        self.logger.record("eval/charging_profile", Figure(fig, close=True), exclude=("stdout", "log", "json", "csv"))
+        if row["reached_target"]:
+            self.logger.record("eval/profile_charge_time_min", row["charge_time_min"])
+        self.logger.record("eval/profile_violating_steps", row["violating_steps"])
+        return True

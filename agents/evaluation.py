@@ -1,0 +1,260 @@
+"""Replay charging policies (agents and baselines) on one backend and compare them.
+
+Glossary (units as in :mod:`surrogates.channels`):
+
+    charge time     minutes from the start SOC to the target SOC (NaN if never reached)
+    violating step  an interval whose extremes break a limit: V_max > v_max, T_max > t_max,
+                    or plating margin min < plating_limit (the env's limits, checked on the
+                    interval's sub-samples, every dt / substeps seconds on the DFN)
+
+Every policy acts through the same env API (``predict(obs) -> action``), so a trained agent,
+CC-CV and multi-step CC are judged by the same code on the surrogate or on PyBaMM's DFN.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+TRACE_KEYS = ("elapsed", "c_rate", "current", "voltage", "voltage_max", "temperature", "temperature_max",
+              "plating_margin", "plating_margin_min", "soc")
+
+
+@dataclass
+class Start:
+    """A start condition: SOC [1] and ambient temperature [K] (the cell starts at it)."""
+
+    soc: float = 0.1
+    ambient_temperature: float = 298.15
+
+    @property
+    def label(self) -> str:
+        return f"{self.soc:.0%} SOC, {self.ambient_temperature - 273.15:.0f} C"
+
+
+def rollout(policy, env, start: Start, seed: int = 0) -> dict:
+    """Run one episode of ``policy`` on ``env`` (a ``FastChargeEnv``) from ``start``.
+
+    Returns per-interval arrays (:data:`TRACE_KEYS`, with the rest state at index 0) and the
+    episode's outcome flags and return.
+    """
+    obs, info = env.reset(seed=seed, options={"soc_start": start.soc, "ambient_temperature": start.ambient_temperature})
+    trace = {k: [info[k]] for k in TRACE_KEYS}
+    total, done, flags = 0.0, False, {}
+    while not done:
+        action, _ = policy.predict(obs, deterministic=True)
+        obs, reward, terminated, truncated, info = env.step(action)
+        total += reward
+        done = terminated or truncated
+        for k in TRACE_KEYS:
+            trace[k].append(info[k])
+        flags = {k: bool(info[k]) for k in ("reached_target", "hard_violation", "solver_failure")}
+        flags["truncated"] = bool(truncated)
+    out = {k: np.asarray(v, dtype=np.float64) for k, v in trace.items()}
+    out.update(flags)
+    out["return"] = total
+    return out
+
+
+def summarize(trace: dict, config) -> dict:
+    """One row of the results table for a trace from :func:`rollout`."""
+    steps = slice(1, None)  # the intervals, not the rest state
+    over_v = trace["voltage_max"][steps] > config.v_max
+    over_t = trace["temperature_max"][steps] > config.t_max
+    plating = trace["plating_margin_min"][steps] < config.plating_limit
+    reached = trace["reached_target"]
+    return {
+        "charge_time_min": float(trace["elapsed"][-1] / 60.0) if reached else math.nan,
+        "reached_target": reached,
+        "max_voltage_V": float(np.max(trace["voltage_max"][steps])),
+        "max_temperature_C": float(np.max(trace["temperature_max"][steps]) - 273.15),
+        "min_plating_margin_mV": float(np.min(trace["plating_margin_min"][steps]) * 1e3),
+        "violating_steps": int(np.sum(over_v | over_t | plating)),
+        "voltage_steps": int(over_v.sum()),
+        "temperature_steps": int(over_t.sum()),
+        "plating_steps": int(plating.sum()),
+        "time_plating_min": float(plating.sum() * config.dt / 60.0),
+        "solver_failure": trace["solver_failure"],
+        "hard_violation": trace["hard_violation"],
+        "return": float(trace["return"]),
+    }
+
+
+def is_safe(row: dict) -> bool:
+    """Reached the target with no violating step and no solver failure."""
+    return bool(row["reached_target"] and row["violating_steps"] == 0 and not row["solver_failure"])
+
+
+CV_MARGIN = 0.005
+"""The baselines' constant-voltage set point sits this far below v_max [V]: a 10 s CV loop holds
+V a few mV above its set point (see :mod:`agents.baselines`), and the limit is checked strictly."""
+
+
+def fastest_safe_cccv(env, start: Start, low: float = 0.5, high: float = 3.0, tol: float = 0.05,
+                      v_margin: float = CV_MARGIN) -> tuple[float, dict, dict]:
+    """Bisect the CC-CV C-rate [1/h] for the fastest charge with no violation on ``env``.
+
+    Assumes safety is monotone in the C-rate (it is for CC-CV on the DFN). Returns the rate,
+    its summary row and its trace.
+    """
+    from agents.baselines import CCCVPolicy
+
+    def run(c):
+        policy = CCCVPolicy.for_env(env, c_rate=c, v_max=env.unwrapped.config.v_max - v_margin)
+        trace = rollout(policy, env.unwrapped, start)
+        return summarize(trace, env.unwrapped.config), trace
+
+    row, trace = run(low)
+    if not is_safe(row):
+        raise RuntimeError(f"CC-CV at {low}C already violates a limit from {start.label}; lower `low`")
+    best = (low, row, trace)
+    hi_row, hi_trace = run(high)
+    if is_safe(hi_row):
+        return high, hi_row, hi_trace
+    lo, hi = low, high
+    while hi - lo > tol:
+        mid = round(0.5 * (lo + hi), 4)
+        row, trace = run(mid)
+        if is_safe(row):
+            lo, best = mid, (mid, row, trace)
+        else:
+            hi = mid
+    return best
+
+
+def markdown(rows: list[dict]) -> str:
+    """The results table: one row per (start, policy)."""
+    head = ("| start | policy | 10->80 % time [min] | max V [V] | max T [C] | min plating margin [mV] | "
+            "violating steps (V/T/plating) | time plating [min] | solver failure |")
+    lines = [head, "|---" * (head.count("|") - 1) + "|"]
+    for r in rows:
+        t = f"{r['charge_time_min']:.1f}" if not math.isnan(r["charge_time_min"]) else "not reached"
+        lines.append(
+            f"| {r['start']} | {r['policy']} | {t} | {r['max_voltage_V']:.3f} | {r['max_temperature_C']:.1f} | "
+            f"{r['min_plating_margin_mV']:.1f} | {r['violating_steps']} ({r['voltage_steps']}/{r['temperature_steps']}/"
+            f"{r['plating_steps']}) | {r['time_plating_min']:.1f} | {'yes' if r['solver_failure'] else 'no'} |"
+        )
+    return "\n".join(lines)
+
+
+def plot_traces(traces: dict[str, dict], config, path=None, title: str = ""):
+    """C-rate, voltage, temperature and plating margin against time, one line per policy.
+
+    Saves to ``path`` and closes the figure; without ``path`` returns the open figure.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(4, 1, figsize=(8, 10), sharex=True)
+    for name, tr in traces.items():
+        t = tr["elapsed"] / 60.0
+        axes[0].step(t[1:], tr["c_rate"][1:], where="pre", label=name, lw=1.2)
+        axes[1].plot(t, tr["voltage"], lw=1.2)
+        axes[2].plot(t, tr["temperature"] - 273.15, lw=1.2)
+        axes[3].plot(t, tr["plating_margin"] * 1e3, lw=1.2)
+    axes[1].axhline(config.v_max, color="k", ls="--", lw=0.8)
+    axes[2].axhline(config.t_max - 273.15, color="k", ls="--", lw=0.8)
+    axes[3].axhline(config.plating_limit * 1e3, color="k", ls="--", lw=0.8)
+    for ax, label in zip(axes, ("C-rate [1/h]", "voltage [V]", "temperature [C]", "plating margin [mV]")):
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+    axes[-1].set_xlabel("time [min]")
+    axes[0].legend(fontsize=7, ncol=2)
+    if title:
+        axes[0].set_title(title, fontsize=10)
+    fig.tight_layout()
+    if path is None:
+        return fig
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return None
+
+
+# --------------------------------------------------------------------------- a saved run
+ALGORITHMS = ("ppo", "sac", "td3")
+
+
+def load_agent(run_dir, device: str = "cpu"):
+    """The policy of a run folder written by experiments/train_agent.py, and its resolved config."""
+    from pathlib import Path
+
+    import yaml
+    from stable_baselines3 import PPO, SAC, TD3
+
+    run_dir = Path(run_dir)
+    cfg_path, policy_path = run_dir / "config.yml", run_dir / "policy.zip"
+    for p in (cfg_path, policy_path):
+        if not p.exists():
+            raise FileNotFoundError(f"{p} is missing: is {run_dir} a run folder of experiments/train_agent.py?")
+    resolved = yaml.safe_load(cfg_path.read_text())
+    algo = resolved["config"]["algo"]
+    cls = {"ppo": PPO, "sac": SAC, "td3": TD3}[algo]
+    return cls.load(policy_path, device=device), resolved
+
+
+def evaluate_policy_on_backend(run_dir, backend: str = "pybamm", starts=None, cccv_rates=(1.0, 1.5, 2.0),
+                               multistep=((0.4, 2.0), (0.6, 1.5), (0.8, 1.0)), search_safe_cccv: bool = True,
+                               surrogate_gap: bool = True, out_name: str = "evaluation") -> dict:
+    """Replay a run's policy and the baselines on ``backend``; write ``<out_name>.md`` / ``.png``; print the table.
+
+    The envs use the run's shared env settings (``config.env``) with the env's own limits,
+    not the training-only ones (``config.train_env``). With ``surrogate_gap`` the agent is
+    also replayed on the surrogate, and the relative charge-time gap is reported.
+    """
+    from pathlib import Path
+
+    import gymnasium as gym
+
+    import envs
+    from agents.baselines import CCCVPolicy, MultiStepCCPolicy
+
+    run_dir = Path(run_dir)
+    agent, resolved = load_agent(run_dir)
+    rc = resolved["config"]
+    starts = starts or [Start(*s) for s in rc["starts"]]
+    make = lambda b: gym.make(envs.FAST_CHARGE_ID, chemistry=rc["chemistry"], backend=b,  # noqa: E731
+                              surrogate=rc["surrogate"], **rc["env"])
+    env = make(backend)
+    config = env.unwrapped.config
+    rows, plots, gaps = [], {}, []
+    for i, start in enumerate(starts):
+        policies = {f"agent ({rc['algo'].upper()})": agent}
+        v_cv = config.v_max - CV_MARGIN
+        policies.update({f"CC-CV {c:g}C": CCCVPolicy.for_env(env, c_rate=c, v_max=v_cv) for c in cccv_rates})
+        if multistep:
+            policies["multi-step CC " + "/".join(f"{c:g}C<{s:.0%}" for s, c in multistep)] = MultiStepCCPolicy.for_env(
+                env, [tuple(w) for w in multistep], v_max=v_cv)
+        traces = {name: rollout(p, env.unwrapped, start) for name, p in policies.items()}
+        if search_safe_cccv:
+            c, _, trace = fastest_safe_cccv(env, start)
+            traces[f"fastest safe CC-CV ({c:.2f}C, bisected on {backend})"] = trace
+        for name, trace in traces.items():
+            rows.append({"start": start.label, "policy": name, **summarize(trace, config)})
+        if surrogate_gap and backend != "surrogate":
+            s_env = make("surrogate")
+            t_sur = summarize(rollout(agent, s_env.unwrapped, start), config)["charge_time_min"]
+            t_b = rows[-len(traces)]["charge_time_min"]
+            gap = 100.0 * (t_sur - t_b) / t_b if t_b == t_b and t_sur == t_sur else math.nan
+            gaps.append({"start": start.label, "surrogate_min": t_sur, f"{backend}_min": t_b, "gap_percent": gap})
+            s_env.close()
+        if i == 0:
+            plots = traces
+    env.close()
+    text = (f"# Evaluation on the {backend} backend ({rc['chemistry']}, policy from `{run_dir}`)\n\n"
+            f"Limits: V <= {config.v_max} V, T <= {config.t_max - 273.15:.0f} C, plating margin >= "
+            f"{config.plating_limit * 1e3:.0f} mV, checked on every interval's sub-samples; target SOC {config.soc_target:.0%}. "
+            f"Baselines hold CV at v_max - {CV_MARGIN * 1e3:.0f} mV.\n\n"
+            + markdown(rows) + "\n")
+    if gaps:
+        text += "\nAgent charge time, surrogate vs " + backend + ":\n\n| start | surrogate [min] | " + backend + \
+            " [min] | gap |\n|---|---|---|---|\n" + "".join(
+                f"| {g['start']} | {g['surrogate_min']:.1f} | {g[f'{backend}_min']:.1f} | {g['gap_percent']:+.1f} % |\n"
+                for g in gaps)
+    (run_dir / f"{out_name}.md").write_text(text)
+    plot_traces(plots, config, run_dir / f"{out_name}.png", title=f"{starts[0].label}, {backend} backend")
+    print(text)
+    return {"backend": backend, "rows": rows, "surrogate_gap": gaps}

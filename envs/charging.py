@@ -1,0 +1,283 @@
+"""``cellgym/FastCharge-v0``: charge one cell from a low SOC to a target as fast as physics allows.
+
+Glossary (units as in :mod:`surrogates.channels`; defaults in :class:`envs.config.ChargingConfig`):
+
+    a        action in [-1, 1] (Box(-1, 1, (1,)), float32)
+    c        charging C-rate [1/h] = (a + 1) / 2 * c_max, in [0, c_max]
+    I        current [A] = -c * I_1C (PyBaMM sign: negative charges)
+    V, T     terminal voltage [V], lumped cell temperature [K], at the end of the interval
+    eta      plating margin [V] (hidden: in ``info``, never in the observation)
+    *_max/*_min   the interval's extremes (voltage_max, temperature_max, plating_margin_min)
+    soc      coulomb-counted state of charge; k the interval index; dt the interval [s]
+
+Action. ``a`` is clipped to [-1, 1] (an out-of-range action is not an error, it saturates:
+-1 rests the cell, +1 charges at ``c_max``); a NaN or infinite action, or one of the wrong
+size, raises ``ValueError``.
+
+Observation. Six normalised BMS measurements (voltage, C-rate, temperature, SOC, elapsed
+time, ambient temperature); see :mod:`envs.config` for the exact scaling and
+:func:`envs.config.obs_to_physical` for its inverse.
+
+Reward of interval k, the sum of these signed terms, each reported in ``info``::
+
+    reward_time        = -w_time
+    reward_progress    =  w_progress * (min(soc_k, soc_target) - min(soc_{k-1}, soc_target))
+    reward_voltage     = -w_voltage     * max(0, voltage_max_k - v_max)
+    reward_temperature = -w_temperature * max(0, temperature_max_k - t_max)
+    reward_plating     = -w_plating     * max(0, plating_limit - plating_margin_min_k)
+    reward_violation   = -violation_penalty   if the interval ends on a hard violation or a solver failure
+
+Termination (``terminated``): soc reaches ``soc_target`` (``info["reached_target"]``); a hard
+violation: ``voltage_max > v_max + hard_voltage_margin``, ``temperature_max > t_max +
+hard_temperature_margin`` or (if set) ``plating_margin_min < plating_limit -
+hard_plating_margin``; a solver failure of the PyBaMM backend (``info["solver_failure"]``,
+with the solver's message in ``info["solver_message"]``, the one key only a failure adds; the
+observation and the channels in ``info`` then repeat the last ones that were simulated, while
+``c_rate`` / ``current`` report the commanded current that failed). Truncation (``truncated``):
+only the time limit, after ``ceil(time_limit / dt)`` intervals. Stepping a finished episode
+raises ``RuntimeError``.
+
+The reward, termination, observation and info are pure numpy functions over a batch of cells
+(:func:`check_actions`, :func:`action_to_c_rate`, :func:`observe`, :func:`evaluate_step`,
+:func:`make_infos`, :func:`sample_start`), used by this env with a batch of one and by
+:class:`envs.vector.SurrogateVecEnv` with N, so the two cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+
+from envs.backends import make_backend
+from envs.config import DEFAULT_SURROGATE, OBS_BOUND, OBS_NAMES, T_REF, T_SCALE, V_SCALE, ChargingConfig
+
+REWARD_TERMS: tuple[str, ...] = (
+    "reward_time", "reward_progress", "reward_voltage", "reward_temperature", "reward_plating", "reward_violation",
+)
+"""The signed components of the reward, in ``info``; they sum to the reward."""
+FLAGS: tuple[str, ...] = (
+    "reached_target", "hard_violation", "hard_voltage", "hard_temperature", "hard_plating", "solver_failure",
+)
+"""Boolean outcome flags in ``info``."""
+INFO_CHANNELS: tuple[str, ...] = (
+    "current", "c_rate", "voltage", "temperature", "plating_margin", "soc",
+    "voltage_max", "temperature_max", "plating_margin_min", "elapsed", "ambient_temperature",
+)
+"""Physical quantities in ``info``: ``current`` [A] (PyBaMM sign), ``c_rate`` [1/h], the
+channels of :mod:`surrogates.channels`, ``elapsed`` [s], ``ambient_temperature`` [K]."""
+INFO_KEYS: tuple[str, ...] = INFO_CHANNELS + REWARD_TERMS + FLAGS
+
+
+def observation_space() -> gym.spaces.Box:
+    """Box(-OBS_BOUND, OBS_BOUND, (6,), float32)."""
+    n = len(OBS_NAMES)
+    return gym.spaces.Box(np.full(n, -OBS_BOUND, np.float32), np.full(n, OBS_BOUND, np.float32), dtype=np.float32)
+
+
+def action_space() -> gym.spaces.Box:
+    """Box(-1, 1, (1,), float32): the charging C-rate, scaled."""
+    return gym.spaces.Box(np.full(1, -1.0, np.float32), np.full(1, 1.0, np.float32), dtype=np.float32)
+
+
+# ---------------------------------------------------------------------- batch functions
+def check_actions(actions, n: int) -> np.ndarray:
+    """Actions for ``n`` cells (any shape with ``n`` elements) -> ``[n]`` float64 clipped to [-1, 1].
+
+    Raises ``ValueError`` on NaN, infinity, a non-numeric action or the wrong number of elements.
+    """
+    try:
+        a = np.asarray(actions, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"actions must be numbers in [-1, 1], got {actions!r}") from None
+    if a.size != n:
+        raise ValueError(f"expected {n} action value(s) (one per cell, action space Box(-1, 1, (1,))), got shape {a.shape}")
+    a = a.reshape(n)
+    if not np.all(np.isfinite(a)):
+        raise ValueError(f"actions must be finite, got {a[~np.isfinite(a)][:5]!r}")
+    return np.clip(a, -1.0, 1.0)
+
+
+def action_to_c_rate(actions: np.ndarray, config: ChargingConfig) -> np.ndarray:
+    """Checked actions ``[B]`` in [-1, 1] -> charging C-rates ``[B]`` in [0, c_max]."""
+    return (actions + 1.0) * (0.5 * config.c_max)
+
+
+def sample_start(rng: np.random.Generator, config: ChargingConfig, options: dict | None = None) -> tuple[float, float]:
+    """Initial SOC and ambient temperature [K] of one episode, from ``rng``.
+
+    A range draws ``rng.uniform(low, high)`` (SOC first, then temperature); a fixed value draws
+    nothing. ``options`` may override ``soc_start`` / ``ambient_temperature`` (the draws happen
+    anyway, so the stream of random numbers does not depend on the options).
+    """
+    soc = rng.uniform(*config.soc_start) if isinstance(config.soc_start, tuple) else config.soc_start
+    amb = (rng.uniform(*config.ambient_temperature) if isinstance(config.ambient_temperature, tuple)
+           else config.ambient_temperature)
+    options = options or {}
+    unknown = set(options) - {"soc_start", "ambient_temperature"}
+    if unknown:
+        raise ValueError(f"unknown reset options {sorted(unknown)}; valid: soc_start, ambient_temperature")
+    soc = float(options.get("soc_start", soc))
+    amb = float(options.get("ambient_temperature", amb))
+    if not 0.0 <= soc < config.soc_target:
+        raise ValueError(f"soc_start={soc} must lie in [0, soc_target={config.soc_target})")
+    return float(soc), float(amb)
+
+
+def observe(channels: dict[str, np.ndarray], c_rate: np.ndarray, steps: np.ndarray, ambient: np.ndarray,
+            config: ChargingConfig) -> np.ndarray:
+    """The observation ``[B, 6]`` float32 (see :mod:`envs.config`), clipped to the Box bounds."""
+    obs = np.stack([
+        (channels["voltage"] - config.v_ref) / V_SCALE,
+        c_rate / config.c_max,
+        (channels["temperature"] - T_REF) / T_SCALE,
+        channels["soc"],
+        steps * (config.dt / config.time_limit),
+        (ambient - T_REF) / T_SCALE,
+    ], axis=-1)
+    return np.clip(obs, -OBS_BOUND, OBS_BOUND).astype(np.float32)
+
+
+def evaluate_step(channels: dict[str, np.ndarray], soc_prev: np.ndarray, steps: np.ndarray, config: ChargingConfig,
+                  failed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """Reward, ``terminated``, ``truncated`` and the reward terms and flags of one interval, each ``[B]``.
+
+    ``channels`` are the interval's (for ``failed`` rows: the last simulated ones); ``steps``
+    counts intervals since reset, this one included. See the module docstring for the terms.
+    """
+    cfg = config
+    n = len(soc_prev)
+    ok = np.ones(n, dtype=bool) if failed is None else ~np.asarray(failed, dtype=bool)
+    failed = ~ok
+    over_v = np.maximum(channels["voltage_max"] - cfg.v_max, 0.0)
+    over_t = np.maximum(channels["temperature_max"] - cfg.t_max, 0.0)
+    under_p = np.maximum(cfg.plating_limit - channels["plating_margin_min"], 0.0)
+    no = np.zeros(n, dtype=bool)
+    hard_v = ok & (over_v > cfg.hard_voltage_margin) if cfg.hard_voltage_margin is not None else no
+    hard_t = ok & (over_t > cfg.hard_temperature_margin) if cfg.hard_temperature_margin is not None else no
+    hard_p = ok & (under_p > cfg.hard_plating_margin) if cfg.hard_plating_margin is not None else no
+    hard = hard_v | hard_t | hard_p
+    progress = np.minimum(channels["soc"], cfg.soc_target) - np.minimum(soc_prev, cfg.soc_target)
+    terms = {
+        "reward_time": np.full(n, -cfg.w_time),
+        "reward_progress": np.where(ok, cfg.w_progress * progress, 0.0),
+        "reward_voltage": np.where(ok, 0.0 - cfg.w_voltage * over_v, 0.0),  # 0.0 - x: no -0.0 in info
+        "reward_temperature": np.where(ok, 0.0 - cfg.w_temperature * over_t, 0.0),
+        "reward_plating": np.where(ok, 0.0 - cfg.w_plating * under_p, 0.0),
+        "reward_violation": np.where(hard | failed, -cfg.violation_penalty, 0.0),
+    }
+    reward = sum(terms[k] for k in REWARD_TERMS)
+    reached = ok & (channels["soc"] >= cfg.soc_target - 1e-9)
+    terminated = reached | hard | failed
+    truncated = (steps >= cfg.max_steps) & ~terminated
+    terms.update(reached_target=reached, hard_violation=hard, hard_voltage=hard_v, hard_temperature=hard_t,
+                 hard_plating=hard_p, solver_failure=failed)
+    return reward, terminated, truncated, terms
+
+
+def make_infos(channels: dict[str, np.ndarray], c_rate: np.ndarray, steps: np.ndarray, ambient: np.ndarray,
+               config: ChargingConfig, terms: dict[str, np.ndarray] | None = None) -> list[dict]:
+    """One ``info`` dict per cell with :data:`INFO_KEYS` as Python floats and bools.
+
+    ``terms`` None (at reset): reward terms 0 and flags False.
+    """
+    n = len(c_rate)
+    cols = {
+        "current": 0.0 - c_rate * config.one_c,
+        "c_rate": c_rate,
+        **{k: channels[k] for k in ("voltage", "temperature", "plating_margin", "soc",
+                                    "voltage_max", "temperature_max", "plating_margin_min")},
+        "elapsed": steps * config.dt,
+        "ambient_temperature": ambient,
+    }
+    if terms is None:
+        cols.update({k: np.zeros(n) for k in REWARD_TERMS})
+        cols.update({k: np.zeros(n, dtype=bool) for k in FLAGS})
+    else:
+        cols.update({k: terms[k] for k in REWARD_TERMS + FLAGS})
+    columns = [np.asarray(cols[k]).tolist() for k in INFO_KEYS]
+    return [dict(zip(INFO_KEYS, row)) for row in zip(*columns)]
+
+
+# ---------------------------------------------------------------------- the env
+class FastChargeEnv(gym.Env):
+    """Fast charging of one cell on a surrogate or on PyBaMM's DFN (see the module docstring).
+
+    Args:
+        chemistry: ``"nmc"`` or ``"lfp"``.
+        backend: ``"surrogate"`` (a neural surrogate, default) or ``"pybamm"`` (the DFN).
+        surrogate: for the surrogate backend: an architecture name (loads the checkpoint
+            shipped in ``surrogates/checkpoints``), a checkpoint path, or a ``Surrogate``.
+        device: torch device of the surrogate.
+        render_mode: none supported (kept for the Gymnasium signature).
+        **config: any field of :class:`envs.config.ChargingConfig` (``c_max``, ``soc_start``,
+            ``soc_target``, ``ambient_temperature``, limits, ``time_limit``, reward weights).
+
+    ``reset(seed=..., options={"soc_start": s, "ambient_temperature": T})``: the options fix
+    the start state of that episode. Seeded resets reproduce episodes exactly on both backends.
+    """
+
+    metadata = {"render_modes": []}
+
+    def __init__(self, chemistry: str = "nmc", backend: str = "surrogate", surrogate=DEFAULT_SURROGATE, device: str = "cpu",
+                 render_mode: str | None = None, **config):
+        if render_mode is not None:
+            raise ValueError(f"FastChargeEnv has no render modes, got render_mode={render_mode!r}")
+        unknown = set(config) - set(ChargingConfig.field_names())
+        if unknown:
+            raise TypeError(f"unknown FastChargeEnv arguments {sorted(unknown)}; valid: {', '.join(ChargingConfig.field_names())}")
+        self.config = ChargingConfig(chemistry=chemistry, **config)
+        self.backend_name = backend
+        self.backend = make_backend(backend, chemistry=chemistry, dt=self.config.dt, max_steps=self.config.max_steps,
+                                    surrogate=surrogate, device=device)
+        self.render_mode = None
+        self.observation_space = observation_space()
+        self.action_space = action_space()
+        self._channels: dict[str, np.ndarray] | None = None
+        self._ambient = np.zeros(1)
+        self._c_rate = np.zeros(1)
+        self._steps = np.zeros(1, dtype=np.int64)
+        self._done = True
+
+    # ------------------------------------------------------------------ helpers
+    def _get_obs(self) -> np.ndarray:
+        return observe(self._channels, self._c_rate, self._steps, self._ambient, self.config)[0]
+
+    def _get_info(self, terms: dict[str, np.ndarray] | None = None) -> dict:
+        return make_infos(self._channels, self._c_rate, self._steps, self._ambient, self.config, terms)[0]
+
+    # ------------------------------------------------------------------ API
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        soc, amb = sample_start(self.np_random, self.config, options)
+        rest = self.backend.reset(soc, amb)
+        self._channels = {k: np.array([v], dtype=np.float64) for k, v in rest.items()}
+        self._ambient = np.array([amb])
+        self._c_rate = np.zeros(1)
+        self._steps = np.zeros(1, dtype=np.int64)
+        self._done = False
+        return self._get_obs(), self._get_info()
+
+    def step(self, action):
+        if self._done:
+            raise RuntimeError("the episode is over (or never started): call reset() before step()")
+        c_rate = action_to_c_rate(check_actions(action, 1), self.config)
+        out, failure = self.backend.step(float(-c_rate[0] * self.config.one_c))
+        soc_prev = self._channels["soc"]
+        if failure is None:
+            self._channels = {k: np.array([v], dtype=np.float64) for k, v in out.items()}
+        self._c_rate = c_rate
+        self._steps = self._steps + 1
+        failed = np.array([failure is not None])
+        reward, terminated, truncated, terms = evaluate_step(self._channels, soc_prev, self._steps, self.config, failed)
+        self._done = bool(terminated[0] or truncated[0])
+        info = self._get_info(terms)
+        if failure is not None:
+            info["solver_message"] = failure
+        return self._get_obs(), float(reward[0]), bool(terminated[0]), bool(truncated[0]), info
+
+    def render(self):
+        return None
+
+    def close(self):
+        if getattr(self, "backend", None) is not None:
+            self.backend.close()

@@ -1,0 +1,147 @@
+"""SurrogateVecEnv: the same per-cell semantics as N single envs, and SB3's VecEnv protocol."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from stable_baselines3.common.vec_env import VecEnv, VecMonitor
+
+import envs  # noqa: F401  (registers the id)
+from envs.charging import INFO_KEYS
+from envs.vector import SurrogateVecEnv
+
+ID = "cellgym/FastCharge-v0"
+# Short episodes so that cells finish and reset within the test: 0.6-0.75 -> 0.8 SOC (reached at
+# high actions) or a 150 s time limit (at low ones).
+KW = dict(soc_start=(0.6, 0.75), soc_target=0.8, time_limit=150.0)
+
+
+@pytest.mark.parametrize("arch", ["mamba", "transformer", "jepa"])
+def test_vecenv_equals_n_single_envs_stepped_with_the_same_actions(tiny_checkpoints, arch):
+    n, seed = 5, 10
+    venv = SurrogateVecEnv(n, surrogate=str(tiny_checkpoints[arch]), seed=seed, **KW)
+    singles = [gym.make(ID, surrogate=venv.surrogate, **KW) for _ in range(n)]
+    obs = venv.reset()
+    single_obs = np.stack([e.reset(seed=seed + i)[0] for i, e in enumerate(singles)])
+    np.testing.assert_array_equal(obs, single_obs)
+    for i, e in enumerate(singles):
+        assert venv.reset_infos[i] == e.unwrapped._get_info()
+    rng = np.random.default_rng(0)
+    finished = {"target": 0, "time": 0}
+    for _ in range(40):
+        actions = rng.uniform(-1.0, 1.5, (n, 1)).astype(np.float32)  # some out of range: clipped
+        obs, rewards, dones, infos = venv.step(actions)
+        assert obs.dtype == np.float32 and rewards.dtype == np.float32 and dones.dtype == bool
+        for i, e in enumerate(singles):
+            s_obs, s_rew, term, trunc, s_info = e.step(actions[i])
+            assert dones[i] == (term or trunc)
+            assert infos[i]["TimeLimit.truncated"] == (trunc and not term)
+            for k in INFO_KEYS:
+                if isinstance(s_info[k], bool):
+                    assert infos[i][k] == s_info[k], k
+                else:
+                    assert infos[i][k] == pytest.approx(s_info[k], rel=1e-6, abs=1e-6), k
+            assert rewards[i] == pytest.approx(s_rew, rel=1e-5, abs=1e-6)
+            if term or trunc:
+                finished["target" if s_info["reached_target"] else "time"] += 1
+                np.testing.assert_allclose(infos[i]["terminal_observation"], s_obs, atol=1e-5)
+                s_obs, s_reset_info = e.reset()
+                assert venv.reset_infos[i]["soc"] == s_reset_info["soc"]
+            else:
+                assert "terminal_observation" not in infos[i]
+            np.testing.assert_allclose(obs[i], s_obs, atol=1e-5)
+    assert finished["target"] > 0 and finished["time"] > 0  # both kinds of episode end were exercised
+
+
+def test_is_an_sb3_vecenv_that_ppo_can_train_on(tiny_checkpoint):
+    from stable_baselines3 import PPO
+
+    venv = VecMonitor(SurrogateVecEnv(4, surrogate=str(tiny_checkpoint), seed=0, **KW))
+    assert isinstance(venv.unwrapped, VecEnv)
+    model = PPO("MlpPolicy", venv, n_steps=16, batch_size=32, n_epochs=1, seed=0, device="cpu",
+                policy_kwargs=dict(net_arch=[16]))
+    model.learn(total_timesteps=128)
+    assert venv.episode_count > 0  # cells finished and were reset during training
+    actions, _ = model.predict(venv.reset(), deterministic=True)
+    assert actions.shape == (4, 1)
+
+
+def test_bad_actions_raise(tiny_checkpoint):
+    venv = SurrogateVecEnv(3, surrogate=str(tiny_checkpoint), seed=0)
+    venv.reset()
+    for bad in (np.array([[0.0], [np.nan], [0.0]]), np.array([0.0, np.inf, 0.0]), np.zeros((3, 2)), np.zeros(2)):
+        with pytest.raises(ValueError):
+            venv.step(bad)
+    with pytest.raises(RuntimeError, match="reset"):
+        SurrogateVecEnv(2, surrogate=str(tiny_checkpoint)).step(np.zeros((2, 1)))
+    _, _, _, infos = venv.step(np.array([[-5.0], [0.0], [9.0]]))  # clipped
+    assert [i["c_rate"] for i in infos] == pytest.approx([0.0, 2.5, 5.0])
+
+
+def test_seeding_reproduces_and_options_fix_the_start(tiny_checkpoint):
+    def run(seed):
+        venv = SurrogateVecEnv(3, surrogate=str(tiny_checkpoint), **KW)
+        venv.seed(seed)
+        out = [venv.reset()]
+        for _ in range(30):
+            out.append(venv.step(np.full((3, 1), 0.7, dtype=np.float32))[0])
+        return np.stack(out)
+
+    np.testing.assert_array_equal(run(4), run(4))
+    assert not np.array_equal(run(4), run(5))
+
+    venv = SurrogateVecEnv(3, surrogate=str(tiny_checkpoint), seed=0)
+    venv.set_options({"soc_start": 0.5, "ambient_temperature": 300.0})
+    venv.reset()
+    assert venv.get_attr("soc") == [0.5] * 3 and venv.get_attr("ambient_temperature") == [300.0] * 3
+
+
+def test_attribute_and_method_plumbing(tiny_checkpoint):
+    venv = SurrogateVecEnv(3, surrogate=str(tiny_checkpoint), seed=0, **KW)
+    venv.reset()
+    assert venv.get_attr("c_max") == [5.0] * 3
+    assert venv.get_attr("soc_target", indices=[0, 2]) == [0.8, 0.8]
+    assert venv.get_attr("steps") == [0, 0, 0]
+    assert venv.get_attr("render_mode") == [None] * 3
+    assert venv.has_attr("config") and not venv.has_attr("no_such_thing")
+    assert venv.env_is_wrapped(gym.Wrapper) == [False] * 3
+    assert venv.seed(7) == [7, 8, 9]
+    assert venv.env_method("get_attr", "w_time", indices=[1]) == [[0.01] * 3]
+    venv.set_attr("w_time", 0.5)
+    _, rewards, _, infos = venv.step(np.full((3, 1), -1.0))  # resting: only the time penalty
+    assert [i["reward_time"] for i in infos] == [-0.5] * 3 and np.allclose(rewards, -0.5)
+    with pytest.raises(ValueError, match="every cell"):
+        venv.set_attr("w_time", 0.1, indices=[0])
+    with pytest.raises(AttributeError):
+        venv.set_attr("soc", 0.3)
+    assert venv.render() is None
+    venv.close()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_gpu_matches_cpu(tiny_checkpoint):
+    out = {}
+    for device in ("cpu", "cuda"):
+        venv = SurrogateVecEnv(8, surrogate=str(tiny_checkpoint), device=device, seed=0, **KW)
+        obs = [venv.reset()] + [venv.step(np.full((8, 1), 0.5))[0] for _ in range(20)]
+        out[device] = np.stack(obs)
+    np.testing.assert_allclose(out["cpu"], out["cuda"], atol=1e-4)
+
+
+def test_benchmark_helpers_run_and_restore_what_they_patch(tiny_checkpoint):
+    """Smoke test of benchmarks/bench_env.py's VecEnv timing and profiling, with a tiny budget."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_env.py"
+    spec = importlib.util.spec_from_file_location("bench_env", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    venv = SurrogateVecEnv(8, surrogate=str(tiny_checkpoint), seed=0, **KW)
+    assert bench.time_vecenv(venv, 20) > 0
+    parts = bench.profile_vecenv(venv, 20)
+    assert parts["total"] > 0 and parts["resets"] > 0 and parts["model.step (torch forward)"] > 0
+    assert "step" not in vars(venv.surrogate) and "_restart" not in vars(venv)  # patches undone
+    assert bench.time_surrogate_step(venv.surrogate, 8, 5) > 0

@@ -1,0 +1,94 @@
+"""Smoke tests of the experiment scripts with tiny budgets: every artefact is written and loads."""
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _script(name):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "experiments" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def agent_run(tmp_path_factory):
+    """A PPO run of a few thousand steps on the shipped nmc surrogate, replayed on the DFN from 70 % SOC."""
+    out = tmp_path_factory.mktemp("agent") / "run"
+    report = _script("train_agent").main([
+        "--total-timesteps", "2048", "--n-envs", "8", "--eval-freq", "1024", "--eval-episodes", "2",
+        "--hyperparams", "{n_steps: 128, batch_size: 256, n_epochs: 2}", "--starts", "[[0.7, 298.15]]",
+        "--cccv-rates", "[1.0]", "--multistep", "[[0.75, 1.5], [0.8, 1.0]]", "--threads", "1",
+        "--progress", "false", "--out", str(out),
+    ])
+    return out, report
+
+
+def test_train_agent_writes_every_artefact(agent_run):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    out, report = agent_run
+    for name in ("policy.zip", "best_model.zip", "config.yml", "evaluation.md", "evaluation.png", "evaluation.json"):
+        assert (out / name).exists(), name
+    runs = list((out / "tb").iterdir())
+    ea = EventAccumulator(str(runs[0]))
+    ea.Reload()
+    scalars = ea.Tags()["scalars"]
+    for tag in ("charts/violations", "charts/plating_margin_min", "charts/reward_plating", "eval/mean_reward"):
+        assert tag in scalars, tag
+    assert "eval/charging_profile" in ea.Tags()["images"]
+    policies = {r["policy"] for r in report["rows"]}
+    assert any(p.startswith("agent") for p in policies) and "CC-CV 1C" in policies
+    assert any(p.startswith("fastest safe CC-CV") for p in policies)
+    assert report["backend"] == "pybamm" and report["surrogate_gap"]
+
+
+def test_evaluate_policy_reloads_the_run(agent_run):
+    out, _ = agent_run
+    report = _script("evaluate_policy").main([str(out), "--backend", "surrogate", "--no-search"])
+    assert (out / "evaluation-surrogate.md").exists()
+    assert len(report["rows"]) == 3  # agent, CC-CV 1C, multi-step
+
+
+def test_baselines_satisfy_their_definitions_on_the_dfn(agent_run):
+    # CC-CV 1C from 70 %: constant 1C until 4.2 V, then a taper that holds V near 4.2 V; reaches 80 %.
+    out, report = agent_run
+    row = next(r for r in report["rows"] if r["policy"] == "CC-CV 1C")
+    assert row["reached_target"] and not row["solver_failure"]
+    assert row["max_voltage_V"] < 4.2 + 0.05
+    fast = next(r for r in report["rows"] if r["policy"].startswith("fastest safe"))
+    assert fast["violating_steps"] == 0 and fast["reached_target"]
+
+
+def test_validate_surrogates_script(tmp_path):
+    report = _script("validate_surrogates").main(["--chemistry", "nmc", "--arch", "jepa", "--speed-steps", "2",
+                                                  "--ecm-pybamm", "1", "--out", str(tmp_path)])
+    for ext in ("md", "json", "png"):
+        assert (tmp_path / f"nmc.{ext}").exists()
+    errors = report["nmc"]["errors"]
+    assert errors["jepa"]["test (all families)"]["voltage_mae_mV"] < 10.0
+    assert "ECM (Thevenin)" in errors and json.loads((tmp_path / "nmc.json").read_text())
+
+
+def test_train_surrogate_script(tmp_path):
+    from surrogates.datagen import DatagenConfig, generate
+    from surrogates.protocols import ProtocolConfig
+
+    data = tmp_path / "data"
+    generate(DatagenConfig(num_sequences=8, shard_size=4, seed=5, protocols=ProtocolConfig(max_duration_s=200.0)),
+             data, workers=1, progress=False)
+    summary = _script("train_surrogate").main([
+        "--arch", "transformer", "--data", str(data), "--out", str(tmp_path / "run"), "--max-epochs", "1",
+        "--holdout-family", "", "--val-fraction", "0.25", "--test-fraction", "0.25", "--threads", "1",
+        "--progress", "false", "--model", "{d_model: 16, n_layer: 1, n_head: 2, mlp_hidden: 32, max_len: 64}",
+    ])
+    assert np.isfinite(summary["meta"]["validation"]["voltage_mae_mV"])
+    assert (tmp_path / "run" / "best.pt").exists()
