@@ -15,7 +15,7 @@ The observation is what a battery management system measures, each feature O(1):
     ====  =================  ===============================================
     idx   name               normalisation
     ====  =================  ===============================================
-    0     voltage            (V - (V_max - 0.5 V)) / 0.5 V   (1.0 at V_max)
+    0     voltage            (V - (V_op - 0.5 V)) / 0.5 V    (1.0 at V_op)
     1     c_rate             c / c_max   (charge positive; 0 at rest)
     2     temperature        (T - 298.15 K) / 15 K
     3     soc                soc
@@ -23,7 +23,10 @@ The observation is what a battery management system measures, each feature O(1):
     5     ambient            (T_amb - 298.15 K) / 15 K
     ====  =================  ===============================================
 
-each clipped to [-OBS_BOUND, OBS_BOUND]. :func:`obs_to_physical` inverts it (baseline
+each clipped to [-OBS_BOUND, OBS_BOUND]. ``V_op`` is the chemistry's operating cut-off (4.2 V
+nmc, 3.6 V lfp), not the configurable ``v_max``: the observation of a cell does not depend on
+the limits an env penalises, so a policy trained against tighter limits (a safety margin)
+sees the same observation when judged against the true ones. :func:`obs_to_physical` inverts it (baseline
 policies read voltage and SOC through it).
 """
 
@@ -134,8 +137,8 @@ class ChargingConfig:
 
     @property
     def v_ref(self) -> float:
-        """Voltage at which the voltage feature is 0 [V]: ``v_max - V_SCALE``."""
-        return float(self.v_max) - V_SCALE
+        """Voltage at which the voltage feature is 0 [V]: the chemistry's operating cut-off - ``V_SCALE``."""
+        return get_chemistry(self.chemistry).v_max - V_SCALE
 
     def to_dict(self) -> dict:
         return asdict(self)

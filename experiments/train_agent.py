@@ -27,7 +27,7 @@ import yaml  # noqa: E402
 
 @dataclass
 class AgentConfig:
-    """One agent-training run (defaults: the README's main job, ~15 min on a 2-core CPU)."""
+    """One agent-training run (defaults: the README's main job, under 20 min on a 2-core CPU)."""
 
     algo: str = "ppo"
     """ppo, sac or td3 (hyperparameters in agents/hyperparams/<algo>.yml)."""
@@ -47,18 +47,22 @@ class AgentConfig:
     """Run folder (default runs/agents/<algo>-<chemistry>-<surrogate>-s<seed>)."""
     hyperparams: dict = field(default_factory=dict)
     """Overrides of the algorithm's hyperparameters, e.g. {learning_rate: 1e-4}."""
-    train_env: dict = field(default_factory=lambda: {"plating_limit": 0.01, "w_plating": 200.0, "w_voltage": 200.0})
-    """Keyword arguments of the training env only. The default trains against a 10 mV plating-margin
-    buffer and steeper penalties, so that the surrogate's few-mV error does not become plating on
-    the DFN; the evaluation uses the env's own limits."""
+    safety_margins: dict = field(default_factory=lambda: {"voltage": 0.005, "temperature": 1.0, "plating": 0.004})
+    """Training env only: its limits are the env's tightened by these (V, K, V), so that the
+    surrogate's few-mV / few-0.1-K error does not turn into violations on the DFN. The final
+    replay judges the policy against the env's own limits."""
+    train_env: dict = field(default_factory=lambda: {"w_time": 0.1, "w_voltage": 100.0, "w_temperature": 5.0,
+                                                     "w_plating": 100.0})
+    """Training env only: reward weights (the defaults make a faster charge worth more than
+    the env's defaults do, and a violation of the tightened limits cost more)."""
     env: dict = field(default_factory=dict)
     """Keyword arguments of every env (training, evaluation, DFN replay), e.g. {c_max: 4.0}."""
     eval_freq: int = 20000
     """Evaluate (on the surrogate) every this many environment steps."""
     eval_episodes: int = 16
     """Episodes per evaluation."""
-    starts: list = field(default_factory=lambda: [[0.1, 298.15]])
-    """Start conditions of the final replay: [[soc, ambient K], ...]."""
+    starts: list = field(default_factory=lambda: [[0.1, 298.15], [0.1, 288.15], [0.1, 308.15]])
+    """Start conditions of the final replay: [[soc, ambient K], ...] (the first is plotted)."""
     cccv_rates: list = field(default_factory=lambda: [1.0, 1.5, 2.0])
     """CC-CV baselines replayed next to the agent [C]."""
     multistep: list = field(default_factory=lambda: [[0.3, 1.5], [0.6, 1.2], [0.8, 1.0]])
@@ -91,6 +95,19 @@ def load_hyperparams(algo: str, env_id: str) -> dict:
     return dict(table.get(env_id, table["default"]))
 
 
+def training_env_kwargs(cfg: AgentConfig) -> dict:
+    """The training env's keyword arguments: shared settings, tightened limits, training weights."""
+    from envs.config import ChargingConfig
+
+    unknown = set(cfg.safety_margins) - {"voltage", "temperature", "plating"}
+    if unknown:
+        raise ValueError(f"unknown safety_margins {sorted(unknown)}; valid: voltage [V], temperature [K], plating [V]")
+    base = ChargingConfig(chemistry=cfg.chemistry, **cfg.env)
+    m = cfg.safety_margins
+    return {**cfg.env, "v_max": base.v_max - m.get("voltage", 0.0), "t_max": base.t_max - m.get("temperature", 0.0),
+            "plating_limit": base.plating_limit + m.get("plating", 0.0), **cfg.train_env}
+
+
 def main(argv=None) -> dict:
     # -- config
     from surrogates.config import parse_config
@@ -119,13 +136,14 @@ def main(argv=None) -> dict:
     noise_std = hp.pop("action_noise_std", None)
     run_dir = cfg.run_dir()
     run_dir.mkdir(parents=True, exist_ok=True)
-    resolved = {"config": asdict(cfg), "algo_hyperparams": hp, "total_timesteps": total, "n_envs": n_envs, "policy": policy}
+    train_kwargs = training_env_kwargs(cfg)
+    resolved = {"config": asdict(cfg), "algo_hyperparams": hp, "total_timesteps": total, "n_envs": n_envs, "policy": policy,
+                "train_env_kwargs": train_kwargs}
     (run_dir / "config.yml").write_text(yaml.safe_dump(resolved, sort_keys=False))
     print(f"{cfg.algo.upper()} on {cfg.env_id} ({cfg.chemistry}, {cfg.surrogate} surrogate), {total} steps, "
           f"{n_envs} cells -> {run_dir}")
 
     # -- envs: N cells in one batch for training, a separate batch for evaluation
-    train_kwargs = {**cfg.env, **cfg.train_env}
     env = VecMonitor(SurrogateVecEnv(n_envs, chemistry=cfg.chemistry, surrogate=cfg.surrogate, device=cfg.device,
                                      seed=cfg.seed, **train_kwargs))
     eval_env = VecMonitor(SurrogateVecEnv(min(cfg.eval_episodes, 16), chemistry=cfg.chemistry, surrogate=cfg.surrogate,

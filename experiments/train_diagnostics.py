@@ -1,0 +1,168 @@
+"""Train a learned diagnostic (plating detector or OOD detector) on DFN windows, and optionally ship it.
+
+    python experiments/train_diagnostics.py --kind plating --chemistry nmc --data data/nmc
+    python experiments/train_diagnostics.py --kind ood --chemistry nmc --data data/nmc --ship
+    python experiments/train_diagnostics.py --kind ood --chemistry nmc --rollback [--ship]   # previous version back
+    python experiments/train_diagnostics.py --kind ood --chemistry nmc --versions            # list versions
+    python experiments/train_diagnostics.py --kind ood --chemistry nmc --ship-only           # ship the current version
+
+Writes runs/diagnostics/<chemistry>-<kind>/ (config.json, history.json, TensorBoard events
+under tb/, last.pt while training, and versions/vNNN/ with each (re)training's checkpoint,
+threshold and metrics). Rerunning an interrupted command resumes it; rerunning a finished one
+retrains and publishes the next version (the OOD threshold is recalibrated every time).
+``--ship`` copies the current version to surrogates/diagnostics/checkpoints/<chemistry>-<kind>.pt
+with a card beside it; ``--rollback`` makes the previous version current again (checkpoint and
+threshold) and, with ``--ship``, ships it.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+
+from surrogates.config import parse_config  # noqa: E402
+from surrogates.diagnostics.train import DiagnosticConfig, train_diagnostic  # noqa: E402
+
+
+def _extra(parser):
+    parser.add_argument("--ship", action="store_true",
+                        help="copy the current version into surrogates/diagnostics/checkpoints/ with a card")
+    parser.add_argument("--rollback", action="store_true",
+                        help="do not train: make the previous version current again (with --ship: ship it)")
+    parser.add_argument("--versions", action="store_true", help="do not train: list the versions and exit")
+    parser.add_argument("--ship-only", action="store_true", help="do not train: ship the current version")
+
+
+def _fmt(v) -> str:
+    return f"{v:.4f}" if isinstance(v, float) else str(v)
+
+
+def reproduce_args(config: dict) -> list[str]:
+    """The flags that rebuild ``config`` (a resolved DiagnosticConfig as a dict): kind, chemistry, data and
+    every field that differs from its default."""
+    from dataclasses import asdict
+
+    defaults = json.loads(json.dumps(asdict(DiagnosticConfig())))
+    args = ["--kind", config["kind"], "--chemistry", config["chemistry"], "--data", config["data"]]
+    for key, value in config.items():
+        if key in ("kind", "chemistry", "data", "progress", "resume") or value == defaults.get(key):
+            continue
+        text = json.dumps(value) if isinstance(value, (list, dict)) else str(value).lower() if isinstance(value, bool) else str(value)
+        args += ["--" + key.replace("_", "-"), f"'{text}'" if isinstance(value, (list, dict)) else text]
+    return args
+
+
+def write_card(path: Path, meta: dict, threshold: float, threshold_info: dict, model_config: dict | None = None) -> None:
+    """A small markdown card beside a shipped diagnostic: data, config, metrics, how to reproduce."""
+    d, m = meta["data"], meta["metrics"]
+    if meta["kind"] == "plating":
+        cols = ["windows", "window_positive_fraction", "window_auroc", "window_f1", "sequences",
+                "sequence_positive_fraction", "episode_auroc", "episode_f1"]
+        what = ("Masked-autoencoder-pretrained patch transformer over windows of (current, voltage, temperature): "
+                "probability that lithium plating was possible (plating margin < 0 V) in the window. "
+                f"Decision threshold {threshold:.3f} ({threshold_info['rule']}). Episode level: max of window "
+                "probabilities per sequence against 'any plating in the sequence'.")
+    else:
+        cols = ["windows", "sequences", "flagged_fraction", "window_flagged_fraction", "median_sequence_score", "auroc_vs_test"]
+        what = ("Conditional window autoencoder: a 4-number code of the window's first intervals of (current, voltage, "
+                "temperature) plus the applied current -> the window's voltage and temperature; score = reconstruction error / threshold "
+                f"(>= 1: out of distribution). Threshold {threshold:.5g}: {threshold_info['rule']}. A sequence is flagged "
+                "when its max window score is >= 1: on `test` (in distribution) that is the false-positive rate, "
+                "on `holdout` (unseen protocol family) and `ood:*` (another chemistry) the detection rate.")
+    rows = [f"| {name} | " + " | ".join(_fmt(v.get(c, "")) for c in cols) + " |" for name, v in m.items()]
+    text = f"""# {meta['chemistry']}-{meta['kind']} diagnostic, version {meta.get('version')}
+
+{what}
+
+{meta['parameters'] / 1e3:.1f}k parameters, window {meta['window']} intervals of dt = {meta['dt']} s; model `{json.dumps(model_config or {})}`.
+Trained {meta['train_minutes']:.1f} min ({meta['epochs_run']} epochs; {meta['machine']}), git {meta['git_revision']}.
+
+Data: `{d['path']}` fingerprint `{d['fingerprint']}`: {d['sequences']} sequences (dataset seed {d['dataset_seed']},
+{d['parameter_set']}, PyBaMM {d['pybamm_version']}), {d['train_sequences']} for training ({d['train_windows']} windows);
+protocol family `{d['holdout_family']}` held out of training (the surrogates' split).
+
+| split | {' | '.join(cols)} |
+|---|{'---|' * len(cols)}
+{chr(10).join(rows)}
+
+Reproduce:
+
+```bash
+python experiments/generate_data.py --chemistry {meta['chemistry']} --num-sequences {d['sequences']} --seed {d['dataset_seed']} --out {d['path']}
+python experiments/train_diagnostics.py {' '.join(reproduce_args(meta['config']))}
+python experiments/validate_diagnostics.py --chemistry {meta['chemistry']}
+```
+
+Config:
+
+```json
+{json.dumps(meta['config'], indent=2)}
+```
+"""
+    path.write_text(text)
+
+
+def ship(run_dir: Path, chemistry: str, kind: str) -> Path:
+    """Copy the run's current version to the shipped location, with its card."""
+    import torch
+
+    from surrogates.diagnostics import VersionRegistry, checkpoint_path
+
+    src = VersionRegistry(run_dir).path()
+    dest = checkpoint_path(chemistry, kind)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(dest.name + ".tmp")
+    shutil.copyfile(src, tmp)
+    tmp.replace(dest)
+    blob = torch.load(dest, map_location="cpu", weights_only=False)
+    write_card(dest.with_suffix(".md"), blob["meta"], blob["threshold"], blob["threshold_info"], blob["model_config"])
+    print(f"shipped {src} -> {dest} ({dest.stat().st_size / 1e3:.0f} kB) and its card")
+    return dest
+
+
+def main(argv=None) -> dict:
+    # -- config
+    argv = list(sys.argv[1:] if argv is None else argv)
+    config, args = parse_config(DiagnosticConfig, argv, description=__doc__, extra=_extra)
+    run_dir = config.run_dir()
+
+    from surrogates.diagnostics import VersionRegistry
+
+    registry = VersionRegistry(run_dir)
+    if args.versions:
+        for v in registry.versions():
+            m = registry.metrics(v)
+            mark = "*" if v == registry.current() else " "
+            print(f"{mark} {v} threshold {m['threshold']:.5g} " + json.dumps(
+                {k: {kk: round(vv, 4) for kk, vv in s.items() if kk in ("window_auroc", "flagged_fraction")}
+                 for k, s in m["metrics"].items()}))
+        return {"versions": registry.versions(), "current": registry.current()}
+
+    if args.ship_only:
+        ship(run_dir, config.chemistry, config.kind)
+        return {"version": registry.current(), "path": str(registry.path())}
+
+    # -- rollback instead of training
+    if args.rollback:
+        before = registry.current()
+        version = registry.rollback()
+        print(f"rolled back {run_dir}: {before} -> {version} (threshold {registry.metrics(version)['threshold']:.5g})")
+        if args.ship:
+            ship(run_dir, config.chemistry, config.kind)
+        return {"version": version, "path": str(registry.path(version))}
+
+    # -- train (resumes an interrupted run), calibrate, test, publish a version
+    summary = train_diagnostic(config)
+
+    # -- ship
+    if args.ship:
+        ship(run_dir, config.chemistry, config.kind)
+    return summary
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,180 @@
+"""A trained diagnostic as a batched scorer: windows of (I, V, T) in, one number per window out.
+
+>>> from surrogates.diagnostics import load_diagnostic
+>>> plating = load_diagnostic("plating", "nmc")            # the checkpoint shipped in the repo
+>>> p = plating.score(current, voltage, temperature)        # each [B, W] (or longer: last W used)
+>>> ood = load_diagnostic("ood", "nmc")
+>>> s = ood.score(current, voltage, temperature)            # [B]; >= 1 means out of distribution
+
+``score`` is numpy in, numpy out, under ``torch.no_grad``, so an environment can score the
+last W intervals of N cells in one call. Kinds:
+
+* ``plating``: probability that lithium plating was possible (plating margin < 0 V) somewhere
+  in the window; ``threshold`` is the probability above which :meth:`Diagnostic.flag` says yes
+  (chosen for the best F1 on validation windows).
+* ``ood``: reconstruction error of the window divided by ``threshold``, the error that
+  ``threshold_quantile`` of the validation sequences stay under (per-sequence max over their
+  windows), so a score >= 1 means "above threshold": the surrogate/diagnostics are being used
+  outside the data they were trained on.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from surrogates.diagnostics.models import DIAGNOSTIC_MODELS
+from surrogates.diagnostics.windows import Normalizer, check_inputs
+
+KINDS: tuple[str, ...] = ("plating", "ood")
+"""Diagnostic kinds (the degradation estimator is still to come)."""
+CHECKPOINT_DIR = Path(__file__).resolve().parent / "checkpoints"
+"""Shipped diagnostics: ``{chemistry}-{kind}.pt`` with a card ``{chemistry}-{kind}.md``."""
+CHECKPOINT_FORMAT = 1
+
+
+class DiagnosticCheckpointError(ValueError):
+    """A checkpoint that does not fit the request (kind, chemistry, format)."""
+
+
+def checkpoint_path(chemistry: str, kind: str) -> Path:
+    return CHECKPOINT_DIR / f"{chemistry}-{kind}.pt"
+
+
+def make_blob(model: torch.nn.Module, normalizer: Normalizer, chemistry: str, dt: float, threshold: float,
+              meta: dict, threshold_info: dict | None = None) -> dict:
+    """Everything inference needs, as a dict ``torch.save`` writes (see :func:`save_diagnostic`)."""
+    from dataclasses import asdict
+
+    return {
+        "format": CHECKPOINT_FORMAT,
+        "kind": model.kind,
+        "chemistry": chemistry,
+        "dt": float(dt),
+        "window": int(model.cfg.window),
+        "model_config": asdict(model.cfg),
+        "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+        "normalizer": normalizer.to_dict(),
+        "threshold": float(threshold),
+        "threshold_info": threshold_info or {},
+        "meta": meta,
+    }
+
+
+def save_diagnostic(path: str | Path, blob: dict) -> Path:
+    """Write a checkpoint blob atomically (temporary file, then rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
+    torch.save(blob, tmp)
+    os.replace(tmp, path)
+    return path
+
+
+class Diagnostic:
+    """A trained diagnostic (model + normaliser + threshold + provenance) for one chemistry and ``dt``."""
+
+    def __init__(self, blob: dict, device: str | torch.device = "cpu", source: str = ""):
+        cfg_cls, model_cls = DIAGNOSTIC_MODELS[blob["kind"]]
+        self.model = model_cls(cfg_cls(**blob["model_config"]))
+        self.model.load_state_dict(blob["state_dict"])
+        self.device = torch.device(device)
+        self.model.to(self.device).eval()
+        self.kind: str = blob["kind"]
+        self.chemistry: str = blob["chemistry"]
+        self.dt: float = float(blob["dt"])
+        self.window: int = int(blob["window"])
+        self.normalizer = Normalizer.from_dict(blob["normalizer"])
+        self.threshold: float = float(blob["threshold"])
+        self.threshold_info: dict = blob.get("threshold_info", {})
+        self.meta: dict = blob.get("meta", {})
+        self.version: str | None = self.meta.get("version")
+        self.source = source
+
+    def __repr__(self) -> str:
+        return (f"Diagnostic({self.chemistry}-{self.kind}, W={self.window}, dt={self.dt:g} s, "
+                f"threshold={self.threshold:.4g}, version={self.version}, source={self.source!r})")
+
+    def check_dt(self, dt: float | None) -> None:
+        """Refuse a control interval other than the one the diagnostic was trained for."""
+        if dt is not None and abs(float(dt) - self.dt) > 1e-9:
+            raise ValueError(f"this {self.chemistry}-{self.kind} diagnostic was trained on windows of dt={self.dt} s "
+                             f"intervals, not dt={dt} s; train one on a dataset generated with --dt {dt}")
+
+    @torch.no_grad()
+    def raw_scores(self, windows: np.ndarray, batch_size: int = 8192) -> np.ndarray:
+        """Checked windows ``[B, W, 3]`` in SI units -> the model's raw output ``[B]``: plating
+        probability, or OOD reconstruction error (standardised units, not divided by the threshold)."""
+        z = self.normalizer(windows)
+        out = np.empty(len(z), dtype=np.float64)
+        for i in range(0, len(z), batch_size):
+            xb = torch.from_numpy(z[i:i + batch_size]).to(self.device)
+            if self.kind == "plating":
+                out[i:i + batch_size] = torch.sigmoid(self.model(xb)).double().cpu().numpy()
+            else:
+                out[i:i + batch_size] = self.model.errors(xb).double().cpu().numpy()
+        return out
+
+    def score_windows(self, windows: np.ndarray, batch_size: int = 8192) -> np.ndarray:
+        """As :meth:`score` for windows ``[B, W, 3]`` (I, V, T) already stacked and checked."""
+        raw = self.raw_scores(windows, batch_size)
+        return raw if self.kind == "plating" else raw / self.threshold
+
+    def score(self, current, voltage, temperature) -> np.ndarray:
+        """Score the last ``window`` intervals of ``B`` histories.
+
+        Args:
+            current: ``[B, L]`` [A] (PyBaMM sign), ``L >= window`` (``[L]`` for one history).
+            voltage: ``[B, L]`` [V], terminal voltage at the end of each interval.
+            temperature: ``[B, L]`` [K], cell temperature at the end of each interval.
+        Returns:
+            ``[B]`` float64: the plating probability (kind ``plating``), or the OOD score
+            normalised by the calibrated threshold, so ``>= 1`` means out of distribution.
+        Raises:
+            ValueError: histories shorter than ``window``, mismatched shapes, NaN or inf.
+        """
+        return self.score_windows(check_inputs(current, voltage, temperature, self.window, self.dt))
+
+    def flag(self, current, voltage, temperature) -> np.ndarray:
+        """``[B]`` bool: plating predicted (probability >= threshold) / window out of distribution (score >= 1)."""
+        s = self.score(current, voltage, temperature)
+        return s >= (self.threshold if self.kind == "plating" else 1.0)
+
+
+def load_diagnostic(kind: str, chemistry: str = "nmc", path: str | Path | None = None, version: str | None = None,
+                    device: str | torch.device = "cpu") -> Diagnostic:
+    """Load a diagnostic: the shipped one for ``chemistry``/``kind``, or ``path``.
+
+    ``path`` may be a checkpoint file or a run folder of ``experiments/train_diagnostics.py``
+    (then its current version, or ``version`` such as ``"v002"``). Refuses
+    (:class:`DiagnosticCheckpointError`) a checkpoint of another kind or chemistry.
+    """
+    from surrogates.chemistry import get_chemistry
+    from surrogates.diagnostics.registry import VersionRegistry
+
+    if kind not in KINDS:
+        raise ValueError(f"unknown diagnostic kind {kind!r}; valid kinds are: {', '.join(KINDS)}")
+    get_chemistry(chemistry)
+    p = Path(path) if path is not None else checkpoint_path(chemistry, kind)
+    if p.is_dir():
+        p = VersionRegistry(p).path(version)
+    elif version is not None:
+        raise ValueError("version= needs path= to be a run folder (runs/diagnostics/<chemistry>-<kind>)")
+    if not p.exists():
+        shipped = sorted(q.stem for q in CHECKPOINT_DIR.glob("*.pt")) if CHECKPOINT_DIR.exists() else []
+        raise FileNotFoundError(
+            f"no diagnostic checkpoint at {p}; shipped diagnostics: {', '.join(shipped) or 'none'}. Train one with "
+            f"`python experiments/train_diagnostics.py --kind {kind} --chemistry {chemistry} --data data/{chemistry} --ship`"
+        )
+    blob = torch.load(p, map_location="cpu", weights_only=False)
+    if not isinstance(blob, dict) or blob.get("format") != CHECKPOINT_FORMAT or "kind" not in blob:
+        raise DiagnosticCheckpointError(f"{p} is not a cellgym diagnostic checkpoint of format {CHECKPOINT_FORMAT}")
+    if blob["kind"] != kind:
+        raise DiagnosticCheckpointError(f"{p} holds a {blob['kind']} diagnostic, not {kind}")
+    if blob["chemistry"] != chemistry:
+        raise DiagnosticCheckpointError(f"{p} was trained on {blob['chemistry']} data, not {chemistry}; "
+                                        f"pass chemistry={blob['chemistry']!r}")
+    return Diagnostic(blob, device=device, source=str(p))

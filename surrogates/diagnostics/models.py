@@ -1,0 +1,250 @@
+"""Diagnostic networks over windows of (I, V, T): a masked-autoencoder patch transformer and a window autoencoder.
+
+Glossary (see :mod:`surrogates.diagnostics.windows`):
+
+    x        a standardised window ``(B, W, 3)`` of (I [A], V [V], T [K]), oldest interval first
+    patch    ``p`` consecutive intervals of x, flattened to ``p * 3`` numbers: one token
+    P        tokens per window, ``W / p`` (default 32 / 4 = 8)
+    keep     indices ``(B, P_keep)`` of the patches an MAE encoder sees; the others are masked
+
+* :class:`PatchEncoder`: a bidirectional transformer (RMSNorm, SwiGLU, no biases, learned
+  positions) over the P patch tokens.
+* :class:`PlatingDetector`: the encoder, mean-pooled, and a linear head -> the logit of
+  "lithium plating possible in this window". Pretrained as a masked autoencoder
+  (:class:`MAEDecoder`, :func:`mae_loss`: reconstruct the masked patches, as in He et al.
+  2022) on unlabelled windows, then fine-tuned with the head.
+* :class:`WindowAutoencoder`: a conditional MLP autoencoder: a narrow code of the window's
+  first intervals plus the applied current -> the window's voltage and temperature; its
+  per-window reconstruction error is the out-of-distribution score.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from surrogates.models.transformer import RMSNorm, SwiGLU
+
+
+@dataclass
+class PatchConfig:
+    """Patch transformer of the plating detector (and its MAE decoder, used in pretraining only)."""
+
+    window: int = 32
+    """Intervals per window (W)."""
+    patch: int = 4
+    """Intervals per patch token (p); must divide W."""
+    n_channels: int = 3
+    """Channels per interval: (I, V, T)."""
+    d_model: int = 32
+    """Encoder width."""
+    n_layer: int = 2
+    """Encoder blocks."""
+    n_head: int = 1
+    """Attention heads (one: with 8 tokens more heads cost time on a CPU and buy no accuracy)."""
+    mlp_hidden: int = 64
+    """SwiGLU hidden width."""
+    dropout: float = 0.0
+    """Dropout in attention and MLP during training."""
+    decoder_d_model: int = 32
+    """MAE decoder width."""
+    decoder_layers: int = 1
+    """MAE decoder blocks."""
+
+    def __post_init__(self) -> None:
+        if self.window % self.patch:
+            raise ValueError(f"patch ({self.patch}) must divide window ({self.window})")
+
+    @property
+    def n_patches(self) -> int:
+        return self.window // self.patch
+
+
+@dataclass
+class _BlockConfig:  # what RMSNorm/SwiGLU/attention of one width need
+    d_model: int
+    n_head: int
+    mlp_hidden: int
+    dropout: float = 0.0
+
+
+class SelfAttention(nn.Module):
+    """Bidirectional multi-head attention (every patch sees every other)."""
+
+    def __init__(self, cfg: _BlockConfig):
+        super().__init__()
+        assert cfg.d_model % cfg.n_head == 0, "d_model must be divisible by n_head"
+        self.n_head, self.head_dim = cfg.n_head, cfg.d_model // cfg.n_head
+        self.qkv = nn.Linear(cfg.d_model, 3 * cfg.d_model, bias=False)
+        self.proj = nn.Linear(cfg.d_model, cfg.d_model, bias=False)
+        self.dropout = cfg.dropout
+
+    def forward(self, x):
+        B, L, D = x.shape
+        q, k, v = (t.view(B, L, self.n_head, self.head_dim).transpose(1, 2) for t in self.qkv(x).split(D, dim=-1))  # (B, H, L, hd)
+        y = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0)
+        return self.proj(y.transpose(1, 2).reshape(B, L, D))  # (B, L, D)
+
+
+class Block(nn.Module):
+    def __init__(self, cfg: _BlockConfig):
+        super().__init__()
+        self.attn_norm, self.attn = RMSNorm(cfg.d_model), SelfAttention(cfg)
+        self.mlp_norm, self.mlp = RMSNorm(cfg.d_model), SwiGLU(cfg)
+
+    def forward(self, x):
+        x = x + self.attn(self.attn_norm(x))
+        return x + self.mlp(self.mlp_norm(x))
+
+
+def patchify(x: torch.Tensor, patch: int) -> torch.Tensor:
+    """``(B, W, C)`` -> ``(B, W / patch, patch * C)``: each token holds ``patch`` consecutive intervals."""
+    B, W, C = x.shape
+    return x.reshape(B, W // patch, patch * C)
+
+
+class PatchEncoder(nn.Module):
+    """Patch tokens -> contextual embeddings ``(B, P_seen, d_model)``."""
+
+    def __init__(self, cfg: PatchConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.embed = nn.Linear(cfg.patch * cfg.n_channels, cfg.d_model, bias=False)
+        self.pos = nn.Parameter(torch.randn(cfg.n_patches, cfg.d_model) * 0.02)
+        bc = _BlockConfig(cfg.d_model, cfg.n_head, cfg.mlp_hidden, cfg.dropout)
+        self.blocks = nn.ModuleList(Block(bc) for _ in range(cfg.n_layer))
+        self.norm = RMSNorm(cfg.d_model)
+
+    def forward(self, x: torch.Tensor, keep: torch.Tensor | None = None) -> torch.Tensor:
+        tok = self.embed(patchify(x, self.cfg.patch)) + self.pos  # (B, P, D)
+        if keep is not None:  # MAE: only the visible patches go through the encoder
+            tok = torch.gather(tok, 1, keep.unsqueeze(-1).expand(-1, -1, tok.shape[-1]))  # (B, P_keep, D)
+        for block in self.blocks:
+            tok = block(tok)
+        return self.norm(tok)
+
+
+class PlatingDetector(nn.Module):
+    """Window ``(B, W, 3)`` -> logit ``(B,)`` of "plating possible in the window"."""
+
+    kind = "plating"
+
+    def __init__(self, cfg: PatchConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.encoder = PatchEncoder(cfg)
+        self.head = nn.Linear(cfg.d_model, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.encoder(x).mean(dim=1)  # (B, D)
+        return self.head(h).squeeze(-1)  # (B,)
+
+
+class MAEDecoder(nn.Module):
+    """Visible-patch embeddings + mask tokens -> every patch reconstructed ``(B, P, patch * C)``."""
+
+    def __init__(self, cfg: PatchConfig):
+        super().__init__()
+        self.cfg = cfg
+        d = cfg.decoder_d_model
+        self.proj = nn.Linear(cfg.d_model, d, bias=False)
+        self.mask_token = nn.Parameter(torch.zeros(d))
+        self.pos = nn.Parameter(torch.randn(cfg.n_patches, d) * 0.02)
+        bc = _BlockConfig(d, max(1, d // 16), 2 * d, 0.0)
+        self.blocks = nn.ModuleList(Block(bc) for _ in range(cfg.decoder_layers))
+        self.norm = RMSNorm(d)
+        self.out = nn.Linear(d, cfg.patch * cfg.n_channels)
+
+    def forward(self, latent: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+        B, K, _ = latent.shape
+        P = self.cfg.n_patches
+        tok = self.mask_token.expand(B, P, -1).clone()  # (B, P, d)
+        tok.scatter_(1, keep.unsqueeze(-1).expand(-1, -1, tok.shape[-1]), self.proj(latent))
+        tok = tok + self.pos
+        for block in self.blocks:
+            tok = block(tok)
+        return self.out(self.norm(tok))  # (B, P, patch * C)
+
+
+def mae_loss(encoder: PatchEncoder, decoder: MAEDecoder, x: torch.Tensor, mask_ratio: float,
+             generator: torch.Generator | None = None) -> torch.Tensor:
+    """Masked-patch reconstruction: hide ``mask_ratio`` of each window's patches (at random, per
+    window), encode the rest, and return the mean squared error on the hidden patches."""
+    B = x.shape[0]
+    P = encoder.cfg.n_patches
+    n_keep = max(1, int(round(P * (1.0 - mask_ratio))))
+    order = torch.rand(B, P, generator=generator, device=x.device).argsort(dim=1)  # (B, P)
+    keep, hidden = order[:, :n_keep].sort(dim=1).values, order[:, n_keep:]
+    pred = decoder(encoder(x, keep), keep)  # (B, P, p*C)
+    target = patchify(x, encoder.cfg.patch)
+    idx = hidden.unsqueeze(-1).expand(-1, -1, target.shape[-1])
+    return F.mse_loss(torch.gather(pred, 1, idx), torch.gather(target, 1, idx))
+
+
+@dataclass
+class AEConfig:
+    """Conditional window autoencoder of the OOD detector."""
+
+    window: int = 32
+    """Intervals per window (W)."""
+    n_channels: int = 3
+    """Channels per interval: (I, V, T); the first is the applied current, the others the response."""
+    context: int = 8
+    """Intervals at the start of the window the encoder sees (all three channels)."""
+    latent: int = 4
+    """Bottleneck width: the cell's state at the start of the window, in a few numbers."""
+    hidden: int = 256
+    """Hidden width of encoder and decoder."""
+    decoder_layers: int = 3
+    """Hidden layers of the decoder."""
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.context <= self.window:
+            raise ValueError(f"context ({self.context}) must be in [1, window={self.window}]")
+
+
+def _mlp(widths: list[int]) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for a, b in zip(widths[:-1], widths[1:]):
+        layers += [nn.Linear(a, b), nn.SiLU()]
+    return nn.Sequential(*layers[:-1])  # no activation on the output
+
+
+class WindowAutoencoder(nn.Module):
+    """Reconstruct a window's response (V, T) ``(B, W, 2)`` from a ``latent``-wide code of its first
+    ``context`` intervals and the current applied over the whole window.
+
+    The code is too narrow to carry the response itself, so the decoder must know how a cell of
+    the training chemistry answers a current from a given state: windows whose response the
+    training data never showed (another chemistry, an unseen regime, a surrogate drifting off
+    the DFN) reconstruct badly. The current is given to the decoder rather than reconstructed,
+    so a merely unusual current pattern with a DFN-like response is *not* flagged.
+    """
+
+    kind = "ood"
+
+    def __init__(self, cfg: AEConfig):
+        super().__init__()
+        self.cfg = cfg
+        n_resp = cfg.n_channels - 1
+        self.encoder = _mlp([cfg.context * cfg.n_channels, cfg.hidden, cfg.latent])
+        self.decoder = _mlp([cfg.latent + cfg.window, *[cfg.hidden] * cfg.decoder_layers, cfg.window * n_resp])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        B, W, C = x.shape
+        code = self.encoder(x[:, :self.cfg.context].reshape(B, -1))  # (B, latent)
+        return self.decoder(torch.cat([code, x[:, :, 0]], dim=1)).reshape(B, W, C - 1)  # (B, W, 2): V, T
+
+    def errors(self, x: torch.Tensor) -> torch.Tensor:
+        """Mean squared reconstruction error of (V, T) per window ``(B,)`` (standardised units)."""
+        return ((self(x) - x[:, :, 1:]) ** 2).mean(dim=(1, 2))
+
+
+DIAGNOSTIC_MODELS: dict[str, tuple[type, type]] = {
+    "plating": (PatchConfig, PlatingDetector),
+    "ood": (AEConfig, WindowAutoencoder),
+}
+"""kind -> (config dataclass, model class)."""

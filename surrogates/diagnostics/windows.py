@@ -1,0 +1,143 @@
+"""Windows of what a battery management system measures, their labels and their normalisation.
+
+Glossary (units as in :mod:`surrogates.channels`):
+
+    I, V, T   current [A] (PyBaMM sign: negative = charge), terminal voltage [V], cell temperature [K]
+    W         window length [intervals] (default 32 = 320 s at dt = 10 s)
+    x         a window ``[W, 3]``: (I, V, T) of W consecutive intervals, oldest first
+    eta_min   ``plating_margin_min`` [V]: lowest plating margin within an interval; a window is
+              labelled *plating* when min(eta_min) over its W intervals is < 0 (lithium plating
+              thermodynamically possible somewhere in the window)
+
+A diagnostic sees only (I, V, T): what a BMS measures. Its inputs are standardised per channel
+with the training split's mean and standard deviation (:class:`Normalizer`), which travels in
+the checkpoint.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+BMS_CHANNELS: tuple[str, ...] = ("current", "voltage", "temperature")
+"""The inputs of every diagnostic, in order."""
+LABEL_CHANNEL = "plating_margin_min"
+"""The channel the plating label is computed from (never an input)."""
+
+
+@dataclass
+class Normalizer:
+    """Per-channel standardisation of (I, V, T): ``(x - mean) / std``."""
+
+    mean: np.ndarray
+    std: np.ndarray
+
+    @classmethod
+    def fit(cls, arrays: dict[str, np.ndarray], lengths: np.ndarray) -> "Normalizer":
+        """Statistics over every valid interval of the sequences (the training split)."""
+        mask = np.arange(arrays[BMS_CHANNELS[0]].shape[1])[None, :] < np.asarray(lengths)[:, None]
+        vals = [np.asarray(arrays[ch], dtype=np.float64)[mask] for ch in BMS_CHANNELS]
+        mean = np.array([v.mean() for v in vals])
+        std = np.array([max(v.std(), 1e-6) for v in vals])
+        return cls(mean=mean, std=std)
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        """Windows ``[B, W, 3]`` in SI units -> standardised float32."""
+        return ((x - self.mean) / self.std).astype(np.float32)
+
+    def to_dict(self) -> dict:
+        return {"channels": list(BMS_CHANNELS), "mean": self.mean.tolist(), "std": self.std.tolist()}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Normalizer":
+        if tuple(d["channels"]) != BMS_CHANNELS:
+            raise ValueError(f"normaliser is for channels {d['channels']}, expected {list(BMS_CHANNELS)}")
+        return cls(mean=np.asarray(d["mean"], dtype=np.float64), std=np.asarray(d["std"], dtype=np.float64))
+
+
+@dataclass
+class Windows:
+    """Windows cut from sequences: ``x`` ``[M, W, 3]`` float32 in SI units, ``seq`` ``[M]`` the row of
+    the sequence each comes from, ``start`` ``[M]`` its first interval, ``label`` ``[M]`` bool
+    (plating possible in the window) or None when the data has no ``plating_margin_min``."""
+
+    x: np.ndarray
+    seq: np.ndarray
+    start: np.ndarray
+    label: np.ndarray | None
+
+    def __len__(self) -> int:
+        return int(len(self.seq))
+
+
+def window_starts(length: int, window: int, stride: int) -> np.ndarray:
+    """First intervals of the windows of one sequence: every ``stride``-th, plus the last one (so
+    the end of the sequence is always covered); empty when ``length < window``."""
+    if length < window:
+        return np.zeros(0, dtype=np.int64)
+    starts = np.arange(0, length - window + 1, stride, dtype=np.int64)
+    if starts[-1] != length - window:
+        starts = np.append(starts, length - window)
+    return starts
+
+
+def make_windows(arrays: dict[str, np.ndarray], lengths: np.ndarray, window: int, stride: int = 1) -> Windows:
+    """Every ``stride``-th window of ``window`` intervals of each sequence (NaN-padded ``[N, L]`` arrays).
+
+    Sequences shorter than ``window`` contribute nothing.
+    """
+    if window < 1 or stride < 1:
+        raise ValueError(f"window and stride must be >= 1, got {window}, {stride}")
+    lengths = np.asarray(lengths, dtype=np.int64)
+    starts = [window_starts(int(n), window, stride) for n in lengths]
+    seq = np.concatenate([np.full(len(s), i, dtype=np.int64) for i, s in enumerate(starts)]) if len(starts) else np.zeros(0, np.int64)
+    start = np.concatenate(starts) if len(starts) else np.zeros(0, np.int64)
+    idx = start[:, None] + np.arange(window)[None, :]  # (M, W)
+    x = np.stack([np.asarray(arrays[ch], dtype=np.float32)[seq[:, None], idx] for ch in BMS_CHANNELS], axis=-1)  # (M, W, 3)
+    label = None
+    if LABEL_CHANNEL in arrays:
+        label = np.min(np.asarray(arrays[LABEL_CHANNEL])[seq[:, None], idx], axis=1) < 0.0
+    if len(seq) and not np.all(np.isfinite(x)):
+        raise ValueError("the data holds NaN inside a sequence's valid length; check the dataset's lengths")
+    return Windows(x=x, seq=seq, start=start, label=label)
+
+
+def check_inputs(current, voltage, temperature, window: int, dt: float | None = None) -> np.ndarray:
+    """Validate what a caller hands a diagnostic and return its last ``window`` intervals ``[B, W, 3]``.
+
+    Each of ``current`` [A], ``voltage`` [V], ``temperature`` [K] is ``[B, L]`` (or ``[L]`` for one
+    window), ``L >= window``; longer histories are cut to their last ``window`` intervals.
+    Raises ``ValueError`` for shorter windows, mismatched shapes and NaN or infinite values.
+    """
+    arrs = []
+    for name, a in zip(BMS_CHANNELS, (current, voltage, temperature)):
+        try:
+            a = np.asarray(a, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise ValueError(f"{name} must be a numeric array [B, L], got {type(a).__name__}") from None
+        if a.ndim == 1:
+            a = a[None, :]
+        if a.ndim != 2:
+            raise ValueError(f"{name} must be [B, L] (batch of windows) or [L], got shape {a.shape}")
+        arrs.append(a)
+    shapes = {name: a.shape for name, a in zip(BMS_CHANNELS, arrs)}
+    if len(set(shapes.values())) != 1:
+        raise ValueError(f"current, voltage and temperature must have the same shape, got {shapes}")
+    B, L = arrs[0].shape
+    if L < window:
+        span = f" ({window * dt:g} s at dt = {dt:g} s)" if dt else ""
+        raise ValueError(
+            f"this diagnostic needs windows of at least {window} intervals{span}, got {L}; "
+            f"wait until {window} intervals have been measured (or pad with the rest history)"
+        )
+    x = np.stack([a[:, L - window:] for a in arrs], axis=-1)  # (B, W, 3)
+    bad = ~np.isfinite(x)
+    if bad.any():
+        rows = np.flatnonzero(bad.any(axis=(1, 2)))
+        chans = [BMS_CHANNELS[c] for c in np.flatnonzero(bad.any(axis=(0, 1)))]
+        raise ValueError(
+            f"NaN or infinite inputs in {len(rows)} window(s) (rows {rows[:8].tolist()}{'...' if len(rows) > 8 else ''}), "
+            f"channels {chans}; a diagnostic needs {window} measured intervals with finite values"
+        )
+    return x

@@ -1,0 +1,304 @@
+"""Learned diagnostics (plating detector, OOD detector): training, calibration, versions, rollback, input checks.
+
+Everything runs on a small synthetic cell (no DFN, no data folder) with tiny models, so the
+file takes seconds; the shipped checkpoints are checked when present.
+"""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from surrogates.data import Dataset
+from surrogates.diagnostics import KINDS, Diagnostic, DiagnosticCheckpointError, VersionRegistry, load_diagnostic
+from surrogates.diagnostics.diagnostic import checkpoint_path, make_blob
+from surrogates.diagnostics.metrics import auroc, best_f1_threshold, confusion
+from surrogates.diagnostics.models import AEConfig, PatchConfig, PlatingDetector, WindowAutoencoder
+from surrogates.diagnostics.train import DiagnosticConfig, calibrate_ood_threshold, load_split, train_diagnostic
+from surrogates.diagnostics.windows import Normalizer, check_inputs, make_windows
+
+FAMILIES = ("random_steps", "cccv", "multistep_cc", "random_walk", "pulse")
+TINY_PLATING = {"d_model": 32, "n_layer": 2, "n_head": 2, "mlp_hidden": 64, "decoder_d_model": 16}
+TINY_OOD = {"context": 4, "latent": 2, "hidden": 64, "decoder_layers": 2}
+
+
+def toy_dataset(n: int = 60, length: int = 72, seed: int = 0, slope: float = 0.8, resistance: float = 0.02) -> Dataset:
+    """A toy cell: random current steps, V = OCV(soc) - R I, first-order heating, and a plating
+    margin that goes negative when charging hard at high SOC. ``slope`` [V per unit SOC] and
+    ``resistance`` [ohm] make another "chemistry" (a flat OCV and a higher resistance look like LFP)."""
+    rng = np.random.default_rng(seed)
+    dt, cap = 10.0, 5.0
+    L = length + 8
+    arrays = {k: np.full((n, L), np.nan, np.float32) for k in
+              ("current", "ambient_temperature", "voltage", "temperature", "plating_margin", "soc",
+               "voltage_max", "temperature_max", "plating_margin_min")}
+    lengths = np.where(np.arange(n) % 10 == 9, 20, length).astype(np.int32)  # some too short for a window
+    soc0 = rng.uniform(0.1, 0.5, n)
+    amb = rng.uniform(288.0, 308.0, n)
+    for i in range(n):
+        cur, k = [], 0
+        while k < lengths[i]:
+            seg = int(rng.integers(3, 12))
+            cur += [float(rng.choice([-20.0, -12.0, -5.0, 0.0, 4.0]))] * seg
+            k += seg
+        cur = np.array(cur[:lengths[i]])
+        soc = np.clip(soc0[i] - np.cumsum(cur) * dt / 3600 / cap, 0, 1)
+        temp = amb[i] + np.convolve(cur ** 2 * resistance, np.exp(-np.arange(30) / 10.0))[:len(cur)]
+        v = 3.3 + slope * soc - resistance * cur
+        eta = 0.25 - 0.3 * soc + 0.008 * cur + 0.002 * (temp - 298.0)
+        m = lengths[i]
+        for name, val in (("current", cur), ("voltage", v), ("temperature", temp), ("plating_margin", eta), ("soc", soc),
+                          ("voltage_max", v), ("temperature_max", temp), ("plating_margin_min", eta - 0.01),
+                          ("ambient_temperature", np.full(m, amb[i]))):
+            arrays[name][i, :m] = val
+    fam = np.array([FAMILIES[i % len(FAMILIES)] for i in range(n)])
+    specs = np.array([json.dumps({"ambient_temperature": float(a)}) for a in amb])
+    meta = {"dt": dt, "parameter_set": "toy", "pybamm_version": "none", "seed": seed, "chemistry": "nmc"}
+    return Dataset(arrays=arrays, lengths=lengths, initial={"soc": soc0.astype(np.float32), "ambient_temperature": amb.astype(np.float32)},
+                   families=fam, terminations=np.array(["end"] * n), specs=specs, indices=np.arange(n), meta=meta)
+
+
+def _cfg(kind: str, out, **kw) -> DiagnosticConfig:
+    base = dict(kind=kind, out=str(out), data="<toy>", val_fraction=0.2, test_fraction=0.15, batch_size=64, lr=3e-3,
+                warmup_steps=5, train_stride=2, progress=False, ood_data=(), patience=100, max_minutes=2.0)
+    if kind == "plating":
+        base.update(model=TINY_PLATING, pretrain_epochs=3, epochs=25, train_stride=1)
+    else:
+        base.update(model=TINY_OOD, epochs=40, batch_size=32)
+    base.update(kw)
+    return DiagnosticConfig(**base)
+
+
+@pytest.fixture(scope="module")
+def toy():
+    return toy_dataset()
+
+
+@pytest.fixture(scope="module")
+def ood_run(tmp_path_factory, toy):
+    """Two trainings of the OOD detector in one run folder: v001 then v002 (other seed and quantile)."""
+    out = tmp_path_factory.mktemp("ood") / "run"
+    first = train_diagnostic(_cfg("ood", out), dataset=toy, ood_datasets={"flat": toy_dataset(seed=5, slope=0.05, resistance=0.05)})
+    second = train_diagnostic(_cfg("ood", out, seed=1, threshold_quantile=0.8), dataset=toy, ood_datasets={})
+    return out, first, second
+
+
+# --------------------------------------------------------------------------- training
+def test_plating_detector_pretrains_and_overfits_a_tiny_set(tmp_path, toy):
+    cfg = _cfg("plating", tmp_path / "plating")
+    summary = train_diagnostic(cfg, dataset=toy)
+    history = summary["meta"]["history"]
+    pre = [h["val_loss"] for h in history if h["phase"] == "pretrain"]
+    assert len(pre) == 3 and pre[-1] < pre[0]  # masked-patch reconstruction learns
+    diag = load_diagnostic("plating", "nmc", path=cfg.run_dir())
+    splits, _ = load_split(cfg, toy)
+    w = make_windows(splits["train"].arrays, splits["train"].lengths, diag.window)
+    assert 0.1 < w.label.mean() < 0.9
+    p = diag.score_windows(w.x)
+    assert np.all((p >= 0) & (p <= 1))
+    assert auroc(p, w.label) > 0.97
+    assert confusion(p >= diag.threshold, w.label)["f1"] > 0.75  # threshold chosen on validation windows
+    main = [h["train_loss"] for h in history if h["phase"] == "main"]
+    assert main[-1] < 0.3 * main[0]
+    m = summary["meta"]["metrics"]
+    assert {"val", "test", "holdout"} <= set(m) and "window_auroc" in m["test"] and "episode_f1" in m["holdout"]
+    assert not (cfg.run_dir() / "last.pt").exists() and (cfg.run_dir() / "tb").exists()
+
+
+def test_ood_detector_fits_and_flags_another_chemistry(ood_run, toy):
+    out, first, _ = ood_run
+    hist = [h["train_loss"] for h in first["meta"]["history"]]
+    assert hist[-1] < 0.1 * hist[0]
+    m = first["meta"]["metrics"]
+    assert m["ood:flat"]["flagged_fraction"] > 0.9  # a flat OCV is another cell
+    assert m["ood:flat"]["auroc_vs_test"] > 0.95
+    assert m["test"]["flagged_fraction"] <= 0.5
+
+
+def test_interrupted_run_resumes_to_the_same_model(tmp_path, toy, monkeypatch):
+    import surrogates.diagnostics.train as train_module
+
+    kw = dict(pretrain_epochs=2, epochs=3)
+    ref = train_diagnostic(_cfg("plating", tmp_path / "ref", **kw), dataset=toy)
+    calls = {"n": 0}
+    real = train_module._outputs
+
+    def crash_in_epoch_4(*args, **kwargs):  # validation of the 2nd fine-tuning epoch (epoch 3)
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    cfg = _cfg("plating", tmp_path / "cut", **kw)
+    monkeypatch.setattr(train_module, "_outputs", crash_in_epoch_4)
+    with pytest.raises(KeyboardInterrupt):
+        train_diagnostic(cfg, dataset=toy)
+    assert (cfg.run_dir() / "last.pt").exists() and VersionRegistry(cfg.run_dir()).versions() == []
+    monkeypatch.setattr(train_module, "_outputs", real)
+    resumed = train_diagnostic(cfg, dataset=toy)
+    assert resumed["version"] == "v001" and len(resumed["meta"]["history"]) == 5
+    a = torch.load(ref["path"], weights_only=False)
+    b = torch.load(resumed["path"], weights_only=False)
+    for k in a["state_dict"]:
+        torch.testing.assert_close(a["state_dict"][k], b["state_dict"][k])
+    assert a["threshold"] == pytest.approx(b["threshold"])
+    torch.save({"config": {"kind": "plating", "seed": 99}}, cfg.run_dir() / "last.pt")
+    with pytest.raises(ValueError, match="other settings"):  # a different config does not resume silently
+        train_diagnostic(cfg, dataset=toy)
+
+
+# --------------------------------------------------------------------------- versions and rollback
+def test_ood_threshold_is_recomputed_on_retraining(ood_run, toy):
+    out, first, second = ood_run
+    reg = VersionRegistry(out)
+    assert reg.versions() == ["v001", "v002"] and reg.current() == "v002"
+    assert first["version"] == "v001" and second["version"] == "v002"
+    t1, t2 = reg.metrics("v001")["threshold"], reg.metrics("v002")["threshold"]
+    assert t1 != t2
+    # v002's threshold is its own model's validation quantile, not v001's
+    cfg = _cfg("ood", out, seed=1, threshold_quantile=0.8)
+    splits, _ = load_split(cfg, toy)
+    d2 = load_diagnostic("ood", "nmc", path=out)
+    w = make_windows(splits["val"].arrays, splits["val"].lengths, d2.window)
+    thr, info = calibrate_ood_threshold(d2.raw_scores(w.x), w.seq, 0.8)
+    assert thr == pytest.approx(t2, rel=1e-6) and d2.threshold == pytest.approx(t2, rel=1e-6)
+    assert info["intended_false_positive_rate"] == pytest.approx(0.2)
+    assert d2.version == "v002"
+
+
+def test_rollback_restores_previous_checkpoint_and_threshold(ood_run, tmp_path, monkeypatch):
+    import shutil
+
+    from tests.experiments.test_scripts import _script
+
+    out, _, _ = ood_run
+    run = tmp_path / "run"
+    shutil.copytree(out, run)
+    monkeypatch.setattr("surrogates.diagnostics.diagnostic.CHECKPOINT_DIR", tmp_path / "shipped")
+    script = _script("train_diagnostics")
+    v1 = torch.load(run / "versions" / "v001" / "diagnostic.pt", weights_only=False)
+    result = script.main(["--kind", "ood", "--chemistry", "nmc", "--out", str(run), "--rollback", "--ship"])
+    assert result["version"] == "v001"
+    reg = VersionRegistry(run)
+    assert reg.current() == "v001" and reg.versions() == ["v001", "v002"]  # nothing deleted
+    for d in (load_diagnostic("ood", "nmc", path=run), load_diagnostic("ood", "nmc")):  # run folder and shipped copy
+        assert d.version == "v001" and d.threshold == v1["threshold"]
+        for k, v in d.model.state_dict().items():
+            assert torch.equal(v, v1["state_dict"][k])
+    assert (tmp_path / "shipped" / "nmc-ood.md").exists()
+    with pytest.raises(ValueError, match="nothing to roll back"):
+        reg.rollback()
+    # a retraining after a rollback takes a fresh number: v003, never overwriting v002
+    blob = dict(v1)
+    assert reg.publish(blob, {"metrics": {}}) == "v003" and reg.active() == ["v001", "v003"]
+
+
+# --------------------------------------------------------------------------- inputs and outputs
+def _untrained(kind: str, window: int = 32) -> Diagnostic:
+    torch.manual_seed(0)
+    model = PlatingDetector(PatchConfig(window=window, **TINY_PLATING)) if kind == "plating" else \
+        WindowAutoencoder(AEConfig(window=window, **TINY_OOD))
+    norm = Normalizer(mean=np.array([-2.0, 3.9, 300.0]), std=np.array([5.0, 0.2, 8.0]))
+    return Diagnostic(make_blob(model, norm, "nmc", 10.0, 0.5, {"version": "test"}))
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_score_shapes_and_input_errors(kind):
+    d = _untrained(kind)
+    rng = np.random.default_rng(0)
+    B, L = 5, 40
+    cur, volt, temp = rng.normal(-5, 3, (B, L)), rng.normal(3.9, 0.1, (B, L)), rng.normal(300, 3, (B, L))
+    s = d.score(cur, volt, temp)
+    assert s.shape == (B,) and s.dtype == np.float64 and np.all(np.isfinite(s))
+    # a longer history is cut to its last W intervals
+    np.testing.assert_allclose(s, d.score(cur[:, -32:], volt[:, -32:], temp[:, -32:]))
+    assert d.score(cur[0], volt[0], temp[0]).shape == (1,)
+    if kind == "plating":
+        assert np.all((s >= 0) & (s <= 1))
+    assert d.flag(cur, volt, temp).dtype == bool
+    with pytest.raises(ValueError, match="at least 32 intervals"):
+        d.score(cur[:, :31], volt[:, :31], temp[:, :31])
+    bad = volt.copy()
+    bad[2, -1] = np.nan
+    with pytest.raises(ValueError, match=r"NaN or infinite.*rows \[2\].*voltage"):
+        d.score(cur, bad, temp)
+    with pytest.raises(ValueError, match="same shape"):
+        d.score(cur, volt[:, 1:], temp)
+    with pytest.raises(ValueError, match=r"\[B, L\]"):
+        d.score(cur[None], volt[None], temp[None])
+    with pytest.raises(ValueError, match="dt=10.0 s"):
+        d.check_dt(30.0)
+
+
+def test_nan_before_the_window_is_ignored():
+    d = _untrained("ood")
+    cur, volt, temp = np.zeros((2, 40)), np.full((2, 40), 3.9), np.full((2, 40), 300.0)
+    cur[:, :5] = np.nan  # outside the last 32 intervals
+    assert np.all(np.isfinite(d.score(cur, volt, temp)))
+    with pytest.raises(ValueError):
+        check_inputs(cur, volt, temp, window=36)
+
+
+def test_load_diagnostic_refuses_wrong_kind_and_chemistry(tmp_path):
+    from surrogates.diagnostics.diagnostic import save_diagnostic
+
+    d = _untrained("plating")
+    blob = make_blob(d.model, d.normalizer, "nmc", 10.0, 0.5, {})
+    path = save_diagnostic(tmp_path / "p.pt", blob)
+    assert load_diagnostic("plating", "nmc", path=path).kind == "plating"
+    with pytest.raises(DiagnosticCheckpointError, match="plating diagnostic, not ood"):
+        load_diagnostic("ood", "nmc", path=path)
+    with pytest.raises(DiagnosticCheckpointError, match="not lfp"):
+        load_diagnostic("plating", "lfp", path=path)
+    with pytest.raises(ValueError, match="unknown diagnostic kind"):
+        load_diagnostic("degradation", "nmc")
+    with pytest.raises(FileNotFoundError, match="train_diagnostics.py"):
+        load_diagnostic("plating", "nmc", path=tmp_path / "missing.pt")
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_shipped_diagnostic_loads_and_is_small(kind):
+    path = checkpoint_path("nmc", kind)
+    if not path.exists():
+        pytest.skip(f"no shipped {path.name}")
+    assert path.stat().st_size < 1_000_000
+    assert path.with_suffix(".md").exists()
+    d = load_diagnostic(kind, "nmc")
+    assert d.window == 32 and d.dt == 10.0 and d.threshold > 0
+    n = 64
+    t = np.arange(32)
+    cur = np.tile(np.where(t < 16, -5.0, -10.0), (n, 1))
+    volt = np.tile(3.7 + 0.002 * t, (n, 1))
+    temp = np.full((n, 32), 300.0)
+    s = d.score(cur, volt, temp)
+    assert s.shape == (n,) and np.all(np.isfinite(s))
+
+
+# --------------------------------------------------------------------------- metrics
+def test_auroc_and_f1_threshold_match_brute_force():
+    rng = np.random.default_rng(0)
+    y = rng.random(200) < 0.3
+    s = np.round(rng.normal(y * 1.0, 1.0), 1)  # ties
+    pos, neg = s[y], s[~y]
+    brute = np.mean((pos[:, None] > neg[None, :]) + 0.5 * (pos[:, None] == neg[None, :]))
+    assert auroc(s, y) == pytest.approx(brute)
+    t = best_f1_threshold(s, y)
+    best = max(confusion(s >= c, y)["f1"] for c in np.unique(s))
+    assert confusion(s >= t, y)["f1"] == pytest.approx(best)
+
+
+def test_validate_script_runs_on_the_shipped_validation_sets(tmp_path):
+    from tests.experiments.test_scripts import _script
+
+    if not all(checkpoint_path("nmc", k).exists() for k in KINDS):
+        pytest.skip("shipped diagnostics missing")
+    report = _script("validate_diagnostics").main([
+        "--chemistry", "nmc", "--data", str(tmp_path / "no-data"), "--ood-data", str(tmp_path / "lfp"),
+        "--stride", "4", "--speed-batch", "64", "--out", str(tmp_path / "out"),
+    ])
+    assert set(report) == set(KINDS)
+    assert report["plating"]["metrics"]["test"]["window_auroc"] > 0.9
+    ood = report["ood"]["metrics"]
+    assert {"test", "holdout"} < set(ood) and any(k.startswith("ood: lfp") for k in ood)
+    assert (tmp_path / "out" / "diagnostics-nmc.md").exists()
