@@ -133,7 +133,7 @@ def main(argv=None) -> dict:
     n_envs = cfg.n_envs or int(hp.pop("n_envs", 16))
     hp.pop("n_envs", None)
     policy = hp.pop("policy", "MlpPolicy")
-    noise_std = hp.pop("action_noise_std", None)
+    noise_std = hp.get("action_noise_std")  # stays in the resolved config; becomes an SB3 action_noise below
     run_dir = cfg.run_dir()
     run_dir.mkdir(parents=True, exist_ok=True)
     train_kwargs = training_env_kwargs(cfg)
@@ -153,10 +153,11 @@ def main(argv=None) -> dict:
     algos = {"ppo": PPO, "sac": SAC, "td3": TD3}
     if cfg.algo not in algos:
         raise ValueError(f"unknown algorithm {cfg.algo!r}; valid: {', '.join(algos)}")
+    algo_kwargs = {k: v for k, v in hp.items() if k != "action_noise_std"}
     if noise_std:
-        hp["action_noise"] = NormalActionNoise(np.zeros(1), noise_std * np.ones(1))
+        algo_kwargs["action_noise"] = NormalActionNoise(np.zeros(1), noise_std * np.ones(1))
     model = algos[cfg.algo](policy, env, seed=cfg.seed, device=cfg.device, verbose=0,
-                            tensorboard_log=str(run_dir / "tb"), **hp)
+                            tensorboard_log=str(run_dir / "tb"), **algo_kwargs)
 
     # -- learn
     start = Start(*cfg.starts[0])

@@ -92,3 +92,14 @@ def test_train_surrogate_script(tmp_path):
     ])
     assert np.isfinite(summary["meta"]["validation"]["voltage_mae_mV"])
     assert (tmp_path / "run" / "best.pt").exists()
+
+
+@pytest.mark.parametrize("algo", ["sac", "td3"])
+def test_train_agent_off_policy_algorithms(algo, tmp_path):
+    report = _script("train_agent").main([
+        "--algo", algo, "--total-timesteps", "400", "--n-envs", "4", "--eval-freq", "200", "--eval-episodes", "1",
+        "--hyperparams", "{learning_starts: 100, buffer_size: 1000, batch_size: 32}", "--starts", "[[0.7, 298.15]]",
+        "--cccv-rates", "[1.0]", "--multistep", "[]", "--search-safe-cccv", "false", "--backend", "surrogate",
+        "--threads", "1", "--progress", "false", "--out", str(tmp_path / algo),
+    ])
+    assert (tmp_path / algo / "policy.zip").exists() and report["rows"][0]["policy"] == f"agent ({algo.upper()})"

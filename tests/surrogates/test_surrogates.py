@@ -213,3 +213,20 @@ def test_shipped_nmc_surrogate_tracks_a_fresh_dfn_solve(arch, fresh_dfn_charge):
     assert np.mean(np.abs(out["voltage"] - ref["voltage"])) < v_bound  # V
     assert np.mean(np.abs(out["temperature"] - ref["temperature"])) < t_bound  # K
     assert np.mean(np.abs(out["plating_margin"] - ref["plating_margin"])) < eta_bound  # V
+
+
+def test_mamba_cuda_kernel_matches_the_pure_scan():
+    """mamba_ssm's fused selective scan (extra `gpu`, CUDA only) equals our pure-PyTorch scan."""
+    from surrogates.models import mamba as mamba_module
+
+    if mamba_module._cuda_selective_scan is None or not torch.cuda.is_available():
+        pytest.skip("needs mamba_ssm and a CUDA device (pip install -e '.[gpu]')")
+    torch.manual_seed(0)
+    model = _randomise(build_model("mamba", d_model=32, n_layer=2, d_state=8)).cuda().eval()
+    x, init = torch.randn(4, 200, N_INPUTS, device="cuda"), torch.randn(4, N_INIT, device="cuda")
+    with torch.no_grad():
+        fast = model(x, init)
+        for block in model.blocks:
+            block.cfg.use_cuda_kernel = False
+        pure = model(x, init)
+    torch.testing.assert_close(fast, pure, atol=1e-4, rtol=1e-4)
