@@ -220,6 +220,7 @@ def evaluate_policy_on_backend(run_dir, backend: str = "pybamm", starts=None, cc
                               surrogate=rc["surrogate"], **rc["env"])
     env = make(backend)
     config = env.unwrapped.config
+    s_env = make("surrogate") if surrogate_gap and backend != "surrogate" else None
     rows, plots, gaps = [], {}, []
     for i, start in enumerate(starts):
         policies = {f"agent ({rc['algo'].upper()})": agent}
@@ -234,16 +235,16 @@ def evaluate_policy_on_backend(run_dir, backend: str = "pybamm", starts=None, cc
             traces[f"fastest safe CC-CV ({c:.2f}C, bisected on {backend})"] = trace
         for name, trace in traces.items():
             rows.append({"start": start.label, "policy": name, **summarize(trace, config)})
-        if surrogate_gap and backend != "surrogate":
-            s_env = make("surrogate")
+        if s_env is not None:
             t_sur = summarize(rollout(agent, s_env.unwrapped, start), config)["charge_time_min"]
             t_b = rows[-len(traces)]["charge_time_min"]
             gap = 100.0 * (t_sur - t_b) / t_b if t_b == t_b and t_sur == t_sur else math.nan
             gaps.append({"start": start.label, "surrogate_min": t_sur, f"{backend}_min": t_b, "gap_percent": gap})
-            s_env.close()
         if i == 0:
             plots = traces
     env.close()
+    if s_env is not None:
+        s_env.close()
     text = (f"# Evaluation on the {backend} backend ({rc['chemistry']}, policy from `{run_dir}`)\n\n"
             f"Limits: V <= {config.v_max} V, T <= {config.t_max - 273.15:.0f} C, plating margin >= "
             f"{config.plating_limit * 1e3:.0f} mV, checked on every interval's sub-samples; target SOC {config.soc_target:.0%}. "

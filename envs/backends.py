@@ -48,8 +48,6 @@ def resolve_surrogate(surrogate, chemistry: str, device: str = "cpu"):
     * a path to a checkpoint file (its architecture is read from the file);
     * a ``Surrogate`` object, used as is (its chemistry must match).
     """
-    import torch
-
     from surrogates.models import ARCHITECTURES
     from surrogates.surrogate import Surrogate, load_surrogate
 

@@ -50,7 +50,7 @@ def main(argv=None) -> dict:
     from surrogates.ecm import ECMParameters, fit_ecm, simulate_ecm_numpy, simulate_ecm_pybamm
     from surrogates.surrogate import CHECKPOINT_DIR, checkpoint_path, load_surrogate
     from surrogates.train import TrainConfig
-    from surrogates.validate import (VALIDATION_DIR, ValidationSet, breakdown, dfn_step_time, errors,
+    from surrogates.validate import (VALIDATION_DIR, ValidationSet, breakdown, dfn_step_time,
                                      export_validation_set, markdown_table, plot_sequences, step_time)
 
     if args.threads:

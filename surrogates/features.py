@@ -144,13 +144,19 @@ class Featurizer:
         Returns:
             ``x`` float32 ``[B, L, N_INPUTS]``, ``init`` float32 ``[B, N_INIT]``, ``soc`` float64 ``[B, L]``.
         """
+        x, soc = self.interval_inputs(current, soc0, ambient_temperature)
+        return x, self.init_vector(soc0, ambient_temperature), soc
+
+    def interval_inputs(self, current: np.ndarray, soc0: np.ndarray, ambient_temperature: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per-interval inputs only: ``x`` float32 ``[B, L, N_INPUTS]`` and ``soc`` float64 ``[B, L]``
+        (``soc0`` is the SOC before the first interval; stepping passes the last SOC)."""
         soc0 = np.asarray(soc0, dtype=np.float64).reshape(-1)
         amb = np.asarray(ambient_temperature, dtype=np.float64).reshape(-1)
         soc = self.soc_sequence(current, soc0)
         c_rate = np.nan_to_num(np.asarray(current, dtype=np.float64)) / self.one_c
         t_norm = np.broadcast_to(((amb - T_REF) / T_SCALE)[:, None], soc.shape)
         x = np.stack([c_rate, t_norm, soc, (self.table("ocv", soc) - V_MID) / V_SCALE], axis=-1)
-        return x.astype(np.float32), self.init_vector(soc0, amb), soc
+        return x.astype(np.float32), soc
 
     def init_vector(self, soc0: np.ndarray, ambient_temperature: np.ndarray) -> np.ndarray:
         """``[B, N_INIT]`` float32 initial-condition features."""

@@ -11,7 +11,6 @@ time (``reset_rows`` restarts some of them), under ``torch.no_grad``.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,8 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from surrogates.channels import SECONDS_PER_HOUR
-from surrogates.features import MODEL_CHANNELS, Featurizer
+from surrogates.features import Featurizer
 from surrogates.models import ARCHITECTURES, architecture, scatter_state
 
 CHECKPOINT_DIR = Path(__file__).resolve().parent / "checkpoints"
@@ -150,7 +148,7 @@ class Surrogate:
             raise ValueError(f"current has shape {cur.shape}, expected {state.soc.shape} (one per cell)")
         if not np.all(np.isfinite(cur)):
             raise ValueError("current contains NaN or infinite values")
-        x, _, soc = self.featurizer.inputs(cur[:, None], state.soc, state.ambient)
+        x, soc = self.featurizer.interval_inputs(cur[:, None], state.soc, state.ambient)
         y, model_state = self.model.step(torch.from_numpy(x[:, 0]).to(self.device), state.model)
         out = self.featurizer.decode(y[:, None], soc, state.ambient)
         new = SurrogateState(model=model_state, soc=soc[:, 0], ambient=state.ambient, steps=state.steps + 1,
@@ -224,11 +222,4 @@ def load_surrogate(chemistry: str = "nmc", arch: str | None = "mamba", path: str
     return Surrogate(model, Featurizer.from_dict(blob["featurizer"]), blob["meta"], device=device)
 
 
-def describe(surrogate: Surrogate) -> str:
-    """One line: what the surrogate is and how well it validated."""
-    m = surrogate.meta.get("validation", {})
-    return f"{surrogate.chemistry}/{surrogate.arch} dt={surrogate.dt}s " + json.dumps(m)
-
-
-__all__ = ["Surrogate", "SurrogateState", "load_surrogate", "save_checkpoint", "checkpoint_path", "CheckpointError",
-           "MODEL_CHANNELS", "SECONDS_PER_HOUR"]
+__all__ = ["Surrogate", "SurrogateState", "load_surrogate", "save_checkpoint", "checkpoint_path", "CheckpointError"]

@@ -25,7 +25,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from surrogates.channels import DEFAULT_DT
 from surrogates.features import MODEL_CHANNELS, Featurizer
@@ -366,11 +365,11 @@ def train(cfg: TrainConfig) -> dict:
         return {}
     from surrogates.surrogate import load_surrogate
 
-    best_model = load_surrogate(cfg.chemistry, cfg.arch, path=best_path).model.to(device)
+    best_surrogate = load_surrogate(cfg.chemistry, cfg.arch, path=best_path)
+    best_model = best_surrogate.model.to(device)
     results = {name: physical_metrics(predict(best_model, t, device=device), t, featurizer)
                for name, t in tensors.items() if name in ("test", "holdout")}
-    blob = torch.load(best_path, map_location="cpu", weights_only=False)
-    meta = blob["meta"]
+    meta = best_surrogate.meta
     meta["test"] = results
     save_checkpoint(best_path, best_model, featurizer, meta)
     (run_dir / "history.json").write_text(json.dumps(history, indent=2))

@@ -7,7 +7,7 @@ Every model maps normalised inputs to normalised outputs (see :mod:`surrogates.f
 * ``state = model.initial_state(batch, init)``; ``y_t, state = model.step(x_t, state)`` with
   ``x_t`` ``(B, N_INPUTS)`` and ``y_t`` ``(B, n_out)``; a step rollout equals the forward.
   A state is a dict of tensors (or lists of tensors) with the batch in dim 0, so rows can
-  be replaced independently (:func:`merge_state`).
+  be replaced independently (:func:`scatter_state`).
 """
 
 from __future__ import annotations
@@ -39,20 +39,10 @@ def build_model(arch: str, **config) -> torch.nn.Module:
     return model_cls(cfg_cls(**config))
 
 
-def merge_state(mask: torch.Tensor, new, old):
-    """Rows where ``mask`` ``(B,)`` is true from ``new``, the rest from ``old`` (same structure)."""
-    if isinstance(old, dict):
-        return {k: merge_state(mask, new[k], old[k]) for k in old}
-    if isinstance(old, (list, tuple)):
-        return type(old)(merge_state(mask, n, o) for n, o in zip(new, old))
-    m = mask.view(-1, *([1] * (old.dim() - 1)))
-    return torch.where(m, new, old)
-
-
 def scatter_state(state, rows: torch.Tensor, fresh):
     """Write ``fresh`` (a state of ``len(rows)`` rows) into ``state`` at ``rows``, in place; returns ``state``.
 
-    Cheaper than :func:`merge_state` when few rows change: only they are rebuilt.
+    Only the restarted rows are rebuilt, not the whole batch.
     """
     if isinstance(state, dict):
         for k in state:

@@ -7,7 +7,7 @@ import torch
 from surrogates.channels import PYBAMM_VARIABLES
 from surrogates.datagen import DatagenConfig, generate
 from surrogates.features import MODEL_CHANNELS, N_INIT, N_INPUTS, Featurizer
-from surrogates.models import ARCHITECTURES, build_model, merge_state
+from surrogates.models import ARCHITECTURES, build_model, scatter_state
 from surrogates.protocols import ProtocolConfig
 from surrogates.surrogate import CheckpointError, checkpoint_path, load_surrogate, save_checkpoint
 from surrogates.train import TrainConfig, train
@@ -79,16 +79,18 @@ def test_tiny_model_overfits_a_tiny_batch(arch):
     assert losses[-1] < 0.1 * losses[0], (losses[0], losses[-1])
 
 
-def test_merge_state_replaces_rows_only():
+def test_scatter_state_replaces_rows_only():
     model = _randomise(build_model("mamba", **TINY["mamba"])).eval()
     init = torch.randn(3, N_INIT)
     with torch.no_grad():
         a = model.initial_state(3, init)
         _, a = model.step(torch.randn(3, N_INPUTS), a)
-        b = model.initial_state(3, init)
-        merged = merge_state(torch.tensor([True, False, True]), b, a)
+        kept = a["ssm"][0][1].clone()
+        b = model.initial_state(2, init[[0, 2]])
+        merged = scatter_state(a, torch.tensor([0, 2]), b)
     torch.testing.assert_close(merged["ssm"][0][0], b["ssm"][0][0])
-    torch.testing.assert_close(merged["ssm"][0][1], a["ssm"][0][1])
+    torch.testing.assert_close(merged["ssm"][0][2], b["ssm"][0][1])
+    torch.testing.assert_close(merged["ssm"][0][1], kept)
 
 
 # --------------------------------------------------------------------------- checkpoints
