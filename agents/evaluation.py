@@ -20,6 +20,8 @@ import numpy as np
 
 TRACE_KEYS = ("elapsed", "c_rate", "current", "voltage", "voltage_max", "temperature", "temperature_max",
               "plating_margin", "plating_margin_min", "soc")
+OPTIONAL_TRACE_KEYS = ("capacity_lost",)
+"""Recorded when the env's info has them (``capacity_lost``: a PyBaMM backend with degradation submodels)."""
 
 
 @dataclass
@@ -41,15 +43,16 @@ def rollout(policy, env, start: Start, seed: int = 0) -> dict:
     episode's outcome flags and return.
     """
     obs, info = env.reset(seed=seed, options={"soc_start": start.soc, "ambient_temperature": start.ambient_temperature})
-    trace = {k: [info[k]] for k in TRACE_KEYS}
+    keys = TRACE_KEYS + tuple(k for k in OPTIONAL_TRACE_KEYS if k in info)
+    trace = {k: [info[k]] for k in keys}
     total, done, flags = 0.0, False, {}
     while not done:
         action, _ = policy.predict(obs, deterministic=True)
         obs, reward, terminated, truncated, info = env.step(action)
         total += reward
         done = terminated or truncated
-        for k in TRACE_KEYS:
-            trace[k].append(info[k])
+        for k in keys:
+            trace[k].append(info.get(k, math.nan))  # a failed DFN step has no capacity_lost
         flags = {k: bool(info[k]) for k in ("reached_target", "hard_violation", "solver_failure")}
         flags["truncated"] = bool(truncated)
     out = {k: np.asarray(v, dtype=np.float64) for k, v in trace.items()}

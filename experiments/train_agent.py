@@ -109,10 +109,14 @@ def training_env_kwargs(cfg: AgentConfig) -> dict:
 
 
 def main(argv=None) -> dict:
-    # -- config
     from surrogates.config import parse_config
 
     cfg, _ = parse_config(AgentConfig, argv, description=__doc__)
+    return run(cfg)
+
+
+def run(cfg: AgentConfig, replay: bool = True) -> dict:
+    """Train per ``cfg`` and (``replay``) judge the policy on ``cfg.backend``; the report (also in the run folder)."""
     import torch
     from stable_baselines3 import PPO, SAC, TD3
     from stable_baselines3.common.callbacks import EvalCallback
@@ -178,6 +182,8 @@ def main(argv=None) -> dict:
     env.close()
     eval_env.close()
     print(f"trained in {train_minutes:.1f} min; policy saved to {run_dir / 'policy.zip'}")
+    if not replay:
+        return {"run_dir": str(run_dir), "train_minutes": round(train_minutes, 2)}
 
     # -- replay on the DFN next to the baselines
     report = evaluate_policy_on_backend(

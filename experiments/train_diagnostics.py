@@ -1,6 +1,7 @@
-"""Train a learned diagnostic (plating detector or OOD detector) on DFN windows, and optionally ship it.
+"""Train a learned diagnostic (plating detector, OOD detector, degradation estimator) on DFN windows, and optionally ship it.
 
     python experiments/train_diagnostics.py --kind plating --chemistry nmc --data data/nmc
+    python experiments/train_diagnostics.py --kind degradation --chemistry nmc --data data/nmc-degradation --ship
     python experiments/train_diagnostics.py --kind ood --chemistry nmc --data data/nmc --ship
     python experiments/train_diagnostics.py --kind ood --chemistry nmc --rollback [--ship]   # previous version back
     python experiments/train_diagnostics.py --kind ood --chemistry nmc --versions            # list versions
@@ -47,7 +48,8 @@ def reproduce_args(config: dict) -> list[str]:
     from dataclasses import asdict
 
     defaults = json.loads(json.dumps(asdict(DiagnosticConfig())))
-    args = ["--kind", config["kind"], "--chemistry", config["chemistry"], "--data", config["data"]]
+    data = config["data"] or DiagnosticConfig(kind=config["kind"], chemistry=config["chemistry"]).data_dir()
+    args = ["--kind", config["kind"], "--chemistry", config["chemistry"], "--data", data]
     for key, value in config.items():
         if key in ("kind", "chemistry", "data", "progress", "resume") or value == defaults.get(key):
             continue
@@ -66,6 +68,14 @@ def write_card(path: Path, meta: dict, threshold: float, threshold_info: dict, m
                 "probability that lithium plating was possible (plating margin < 0 V) in the window. "
                 f"Decision threshold {threshold:.3f} ({threshold_info['rule']}). Episode level: max of window "
                 "probabilities per sequence against 'any plating in the sequence'.")
+    elif meta["kind"] == "degradation":
+        cols = ["sequences", "charge_r2", "charge_mape_percent", "charge_mae_mah", "charge_mean_loss_mah",
+                "charge_max_loss_mah", "interval_r2"]
+        what = ("Causal dilated CNN over windows of (current, voltage, temperature): capacity lost [A.h] in the "
+                "window's last interval, to SEI growth and lithium plating as PyBaMM's degradation submodels "
+                f"compute it ({d.get('model')}; degradation parameters from {d.get('degradation_parameter_set')}). "
+                "Charge level: the per-interval estimates summed over each charge (windows before the charge "
+                "filled with the cell at rest), against the DFN's `capacity_lost` at the end of the charge.")
     else:
         cols = ["windows", "sequences", "flagged_fraction", "window_flagged_fraction", "median_sequence_score", "auroc_vs_test"]
         what = ("Conditional window autoencoder: a 4-number code of the window's first intervals of (current, voltage, "
@@ -74,6 +84,9 @@ def write_card(path: Path, meta: dict, threshold: float, threshold_info: dict, m
                 "when its max window score is >= 1: on `test` (in distribution) that is the false-positive rate, "
                 "on `holdout` (unseen protocol family) and `ood:*` (another chemistry) the detection rate.")
     rows = [f"| {name} | " + " | ".join(_fmt(v.get(c, "")) for c in cols) + " |" for name, v in m.items()]
+    gen_args = (f"--config experiments/configs/degradation_data.yml --num-sequences {d['sequences']} --seed {d['dataset_seed']}"
+                if meta["kind"] == "degradation" else
+                f"--chemistry {meta['chemistry']} --num-sequences {d['sequences']} --seed {d['dataset_seed']}")
     text = f"""# {meta['chemistry']}-{meta['kind']} diagnostic, version {meta.get('version')}
 
 {what}
@@ -92,7 +105,7 @@ protocol family `{d['holdout_family']}` held out of training (the surrogates' sp
 Reproduce:
 
 ```bash
-python experiments/generate_data.py --chemistry {meta['chemistry']} --num-sequences {d['sequences']} --seed {d['dataset_seed']} --out {d['path']}
+python experiments/generate_data.py {gen_args} --out {d['path']}
 python experiments/train_diagnostics.py {' '.join(reproduce_args(meta['config']))}
 python experiments/validate_diagnostics.py --chemistry {meta['chemistry']}
 ```
@@ -138,7 +151,7 @@ def main(argv=None) -> dict:
             m = registry.metrics(v)
             mark = "*" if v == registry.current() else " "
             print(f"{mark} {v} threshold {m['threshold']:.5g} " + json.dumps(
-                {k: {kk: round(vv, 4) for kk, vv in s.items() if kk in ("window_auroc", "flagged_fraction")}
+                {k: {kk: round(vv, 4) for kk, vv in s.items() if kk in ("window_auroc", "flagged_fraction", "charge_r2")}
                  for k, s in m["metrics"].items()}))
         return {"versions": registry.versions(), "current": registry.current()}
 

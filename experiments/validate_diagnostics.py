@@ -1,7 +1,8 @@
-"""Metrics of the shipped diagnostics (plating detector, OOD detector) on held-out DFN sequences.
+"""Metrics of the shipped diagnostics (plating detector, OOD detector, degradation estimator) on held-out DFN sequences.
 
-    python experiments/validate_diagnostics.py                          # nmc, both kinds, data/nmc + data/lfp
+    python experiments/validate_diagnostics.py                          # nmc, all kinds, data/nmc + data/lfp
     python experiments/validate_diagnostics.py --chemistry nmc --kind ood --path runs/diagnostics/nmc-ood
+    python experiments/validate_diagnostics.py --kind degradation --export   # also write the shipped degradation set
 
 Held-out sequences are those of the diagnostics' (and surrogates') split: ``test`` (protocol
 families seen in training) and ``holdout`` (the family never seen, ``pulse``). The OOD
@@ -12,6 +13,11 @@ held-out sequences); make the full sets with::
 
     python experiments/generate_data.py --chemistry nmc --num-sequences 1000 --seed 0 --out data/nmc
     python experiments/generate_data.py --chemistry lfp --num-sequences 600 --seed 0 --out data/lfp
+
+The degradation estimator is validated on the held-out charges of its own dataset
+(``data/<chemistry>-degradation``, made with ``--config experiments/configs/degradation_data.yml``)
+or, without it, on those shipped in ``surrogates/validation/<chemistry>-degradation.npz``
+(written by ``--export``).
 
 Prints tables and writes ``<out>/diagnostics-<chemistry>.md`` and ``.json``, including the
 wall time of one ``score`` call on ``--speed-batch`` windows (an env step of that many cells).
@@ -30,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 
 import numpy as np  # noqa: E402
 
-KINDS = ("plating", "ood")
+KINDS = ("plating", "ood", "degradation")
 
 
 def parse_args(argv=None):
@@ -45,6 +51,8 @@ def parse_args(argv=None):
     p.add_argument("--speed-batch", type=int, default=1024, help="windows per timed score() call")
     p.add_argument("--out", default="runs/validation", help="report folder")
     p.add_argument("--threads", type=int, default=1, help="torch threads (0: all cores)")
+    p.add_argument("--export", action="store_true", help="degradation: write the held-out charges of the dataset to "
+                   "surrogates/validation/<chemistry>-degradation.npz (the shipped set)")
     return p.parse_args(argv)
 
 
@@ -73,6 +81,55 @@ def held_out_sets(chemistry: str, data: str | None, meta: dict) -> tuple[dict, s
           f"python experiments/generate_data.py --chemistry {chemistry} --out {path}")
     sets = {s: _rows(vs, np.flatnonzero(vs.splits == s)) for s in ("test", "holdout")}
     return sets, f"shipped validation subset `surrogates/validation/{chemistry}.h5` ({path} not found)"
+
+
+def degradation_sets(chemistry: str, data: str | None, meta: dict, export: bool = False) -> tuple[dict, str]:
+    """``{"test"}``: the held-out charges of the degradation estimator's split, from its dataset folder or
+    the shipped set (``export`` writes the shipped set from the folder)."""
+    from surrogates.data import open_dataset
+    from surrogates.validate import VALIDATION_DIR
+
+    path = Path(data or meta.get("data", {}).get("path") or f"data/{chemistry}-degradation")
+    shipped = VALIDATION_DIR / f"{chemistry}-degradation.npz"
+    cfg = meta.get("config", {})
+    if (path / "dataset.json").exists():
+        ds = open_dataset(path, dt=meta.get("dt"), chemistry=chemistry)
+        split = ds.split(cfg.get("val_fraction", 0.1), cfg.get("test_fraction", 0.1), seed=cfg.get("seed", 0),
+                         holdout_family=cfg.get("holdout_family") or None, min_length=cfg.get("min_length", 2))
+        test = ds.subset(split["test"])
+        if export:
+            L = int(test.lengths.max())
+            np.savez_compressed(shipped, **{f"arrays/{k}": v[:, :L] for k, v in test.arrays.items()
+                                            if k in ("current", "voltage", "temperature", "capacity_lost")},
+                                lengths=test.lengths, soc0=test.initial["soc"], ambient=test.initial["ambient_temperature"],
+                                families=test.families.astype(str), meta=json.dumps(
+                                    {"chemistry": chemistry, "dt": ds.dt, "source": str(path), "fingerprint": ds.fingerprint(),
+                                     "split": "test", "model": ds.meta.get("model"), "seed": ds.meta.get("seed"),
+                                     "regenerate": "python experiments/generate_data.py --config "
+                                     "experiments/configs/degradation_data.yml --out data/nmc-degradation && python "
+                                     "experiments/validate_diagnostics.py --kind degradation --export"}))
+            print(f"wrote {shipped} ({shipped.stat().st_size / 1e3:.0f} kB, {len(test)} charges)")
+        return {"test": test}, f"`{path}` (fingerprint {ds.fingerprint()}), the test split of the estimator's training data"
+    if not shipped.exists():
+        raise SystemExit(f"no degradation dataset at {path} and no shipped set {shipped}; make the data with "
+                         "`python experiments/generate_data.py --config experiments/configs/degradation_data.yml "
+                         f"--out {path}`")
+    z = np.load(shipped)
+    meta_set = json.loads(str(z["meta"]))
+    arrays = {k.split("/", 1)[1]: z[k] for k in z.files if k.startswith("arrays/")}
+    test = SimpleNamespace(arrays=arrays, lengths=z["lengths"], initial={"soc": z["soc0"], "ambient_temperature": z["ambient"]},
+                           meta={"chemistry": meta_set["chemistry"]}, dt=meta_set["dt"])
+    print(f"{path} not found: using the shipped held-out charges {shipped} ({len(z['lengths'])} charges)")
+    return {"test": _Sized(test, len(z["lengths"]))}, f"shipped held-out charges `{shipped}` (from {meta_set['source']})"
+
+
+class _Sized(SimpleNamespace):
+    def __init__(self, ns, n):
+        super().__init__(**vars(ns))
+        self._n = n
+
+    def __len__(self):
+        return self._n
 
 
 def other_chemistry_sets(chemistry: str, folders: list[str] | None, dt: float) -> dict:
@@ -137,7 +194,10 @@ def main(argv=None) -> dict:
     for kind in args.kind:
         # -- model and data
         diag = load_diagnostic(kind, args.chemistry, path=args.path)
-        sets, note = held_out_sets(args.chemistry, args.data, diag.meta)
+        if kind == "degradation":
+            sets, note = degradation_sets(args.chemistry, args.data, diag.meta, args.export)
+        else:
+            sets, note = held_out_sets(args.chemistry, args.data, diag.meta)
         agg = diag.meta.get("config", {}).get("aggregate", "max")
         # -- metrics
         res = {name: evaluate(diag, sets[name], args.stride, agg) for name in ("test", "holdout") if name in sets}
@@ -158,6 +218,12 @@ def main(argv=None) -> dict:
             title = (f"## Plating detector ({diag.source}, {diag.version})\n\nWindow: plating margin < 0 V somewhere in "
                      f"{diag.window} intervals; decision threshold {diag.threshold:.3f}. Episode: max window probability per "
                      "sequence vs any plating in it.")
+        elif kind == "degradation":
+            cols = ["sequences", "charge_r2", "charge_mape_percent", "charge_mae_mah", "charge_mean_loss_mah",
+                    "charge_max_loss_mah", "interval_r2"]
+            title = (f"## Degradation estimator ({diag.source}, {diag.version})\n\nCapacity lost per charge [mA.h]: the "
+                     f"estimator's per-interval losses summed over the charge, against the DFN's (SEI + lithium plating, "
+                     f"{diag.meta.get('data', {}).get('degradation_parameter_set')} parameters).")
         else:
             cols = ["sequences", "flagged_fraction", "window_flagged_fraction", "median_sequence_score", "auroc_vs_test"]
             title = (f"## OOD detector ({diag.source}, {diag.version})\n\nA sequence is flagged when its max window score is "

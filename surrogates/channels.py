@@ -28,6 +28,9 @@ EXTREME_CHANNELS: tuple[str, ...] = ("voltage_max", "temperature_max", "plating_
 
 OUTPUT_CHANNELS: tuple[str, ...] = STATE_CHANNELS + EXTREME_CHANNELS
 
+# Only from a DFN run with degradation submodels (``DFNSimulator(degradation=True)``).
+DEGRADATION_CHANNELS: tuple[str, ...] = ("capacity_lost",)
+
 # Channels a surrogate learns (SOC is coulomb-counted from current and capacity, never learned).
 LEARNED_CHANNELS: tuple[str, ...] = ("voltage", "temperature", "plating_margin")
 
@@ -41,6 +44,7 @@ UNITS: dict[str, str] = {
     "voltage_max": "V",
     "temperature_max": "K",
     "plating_margin_min": "V",
+    "capacity_lost": "A.h",
 }
 
 DESCRIPTIONS: dict[str, str] = {
@@ -54,6 +58,8 @@ DESCRIPTIONS: dict[str, str] = {
     "voltage_max": "highest terminal voltage within the interval",
     "temperature_max": "highest cell temperature within the interval",
     "plating_margin_min": "lowest plating margin within the interval",
+    "capacity_lost": "lithium inventory lost to side reactions (SEI, plated and dead lithium) since the "
+    "start of the sequence, as capacity, at the end of the interval",
 }
 
 # PyBaMM's names for the channels it computes (kept unit-bracketed, as PyBaMM spells them).
@@ -61,6 +67,10 @@ PYBAMM_VARIABLES: dict[str, str] = {
     "voltage": "Voltage [V]",
     "temperature": "Volume-averaged cell temperature [K]",
     "plating_margin": "Negative electrode surface potential difference at separator interface [V]",
+}
+
+PYBAMM_DEGRADATION_VARIABLES: dict[str, str] = {
+    "capacity_lost": "Total capacity lost to side reactions [A.h]",
 }
 
 SECONDS_PER_HOUR = 3600.0

@@ -53,6 +53,16 @@ _LFP_THERMAL: dict[str, float] = {
 }
 
 
+DEGRADATION_OPTIONS: dict[str, str] = {
+    "SEI": "solvent-diffusion limited",
+    "lithium plating": "partially reversible",
+}
+"""PyBaMM model options of the degradation DFN (O'Kane et al. 2022's SEI and plating submodels)."""
+
+_DEGRADATION_OVERRIDES: tuple[str, ...] = ("Ratio of lithium moles to SEI moles", "SEI growth activation energy [J.mol-1]")
+"""Parameters the base set has but the degradation set refits together with its SEI model."""
+
+
 @dataclass(frozen=True)
 class Chemistry:
     """A cell chemistry: which PyBaMM parameter set, and the limits that go with it."""
@@ -75,23 +85,45 @@ class Chemistry:
     """Highest cell temperature [K] the DFN is run to (80 C)."""
     extra_parameters: dict[str, float] = field(default_factory=dict)
     """Parameters the set lacks, with where they come from documented beside them."""
+    degradation_parameter_set: str | None = None
+    """PyBaMM set whose SEI and lithium-plating parameters :meth:`parameter_values` adds when
+    ``degradation=True``; None: no degradation model for this chemistry."""
 
-    def parameter_values(self, window: str = "operating") -> pybamm.ParameterValues:
+    def parameter_values(self, window: str = "operating", degradation: bool = False) -> pybamm.ParameterValues:
         """A fresh, completed copy of the PyBaMM parameters.
 
         ``window="operating"`` keeps the operating cut-offs, which define 0 % and 100 % SOC
         (PyBaMM's electrode-SOH calculation reads them); ``window="simulation"`` moves the
         cut-offs (and so PyBaMM's termination events) out to the simulation window.
+        ``degradation=True`` adds the degradation parameters (see :meth:`degradation_parameters`).
         """
         if window not in ("operating", "simulation"):
             raise ValueError(f"window must be 'operating' or 'simulation', not {window!r}")
         values = pybamm.ParameterValues(self.parameter_set)
         values.update(self.extra_parameters, check_already_exists=False)
+        if degradation:
+            values.update(self.degradation_parameters(), check_already_exists=False)
         if window == "operating":
             values.update({"Upper voltage cut-off [V]": self.v_max, "Lower voltage cut-off [V]": self.v_min})
         else:
             values.update({"Upper voltage cut-off [V]": self.sim_v_max, "Lower voltage cut-off [V]": self.sim_v_min})
         return values
+
+    def degradation_parameters(self) -> dict:
+        """SEI-growth and lithium-plating parameters from :attr:`degradation_parameter_set`.
+
+        Only what the base set lacks, plus the two SEI constants the degradation set refits
+        (:data:`_DEGRADATION_OVERRIDES`): OKane2022 also changes Chen2020's OCPs, diffusivities
+        and kinetics, and taking those would make the degrading cell a different cell from the
+        one the surrogates learned, so its I-V-T traces would not be the env's.
+        """
+        if self.degradation_parameter_set is None:
+            have = ", ".join(sorted(n for n, c in CHEMISTRIES.items() if c.degradation_parameter_set))
+            raise ValueError(f"chemistry {self.name!r} has no degradation parameters; chemistries with them: {have}")
+        base = pybamm.ParameterValues(self.parameter_set)
+        source = pybamm.ParameterValues(self.degradation_parameter_set)
+        keys = [k for k in source.keys() if k != "citations" and (k not in base.keys() or k in _DEGRADATION_OVERRIDES)]
+        return {k: source[k] for k in sorted(keys)}
 
     @property
     def capacity_ah(self) -> float:
@@ -108,6 +140,8 @@ CHEMISTRIES: dict[str, Chemistry] = {
         v_min=2.5,
         sim_v_max=4.4,
         sim_v_min=2.5,
+        # O'Kane et al. (2022) parameterised SEI growth and lithium plating for this same cell.
+        degradation_parameter_set="OKane2022",
     ),
     "lfp": Chemistry(
         name="lfp",

@@ -16,7 +16,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from surrogates.datagen import DATASET_CHANNELS, MANIFEST, DatagenConfig, shard_path
+from surrogates.datagen import MANIFEST, DatagenConfig, shard_path
 from surrogates.protocols import FAMILIES
 
 
@@ -143,10 +143,11 @@ def open_dataset(path: str | Path, dt: float | None = None, chemistry: str | Non
     if not shards:
         raise ValueError(f"{root} holds no finished shards yet")
 
-    parts: dict[str, list] = {k: [] for k in (*DATASET_CHANNELS, "lengths", "initial_soc", "family", "termination", "spec", "index")}
+    channels = config.channels
+    parts: dict[str, list] = {k: [] for k in (*channels, "lengths", "initial_soc", "family", "termination", "spec", "index")}
     for s in shards:
         with h5py.File(shard_path(root, s), "r") as f:
-            for ch in DATASET_CHANNELS:
+            for ch in channels:
                 parts[ch].append(f[ch][...])
             parts["lengths"].append(f["lengths"][...])
             parts["initial_soc"].append(f["initial_soc"][...])
@@ -154,7 +155,7 @@ def open_dataset(path: str | Path, dt: float | None = None, chemistry: str | Non
                 parts[key].append(f[key].asstr()[...])
             start = int(f.attrs["first_sequence"])
             parts["index"].append(np.arange(start, start + len(f["lengths"])))
-    arrays = {ch: np.concatenate(parts[ch]) for ch in DATASET_CHANNELS}
+    arrays = {ch: np.concatenate(parts[ch]) for ch in channels}
     families = np.concatenate(parts["family"]).astype(str)
     meta["family"] = [str(f) for f in families]
     meta["shards_loaded"] = len(shards)

@@ -30,12 +30,13 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from surrogates.channels import DEFAULT_DT, INPUT_CHANNELS, OUTPUT_CHANNELS, UNITS
+from surrogates.channels import DEFAULT_DT, DEGRADATION_CHANNELS, INPUT_CHANNELS, OUTPUT_CHANNELS, UNITS
 from surrogates.dfn import DFNSimulator, DFNSolverError, SimulationWindowError
 from surrogates.metadata import git_revision, package_versions
 from surrogates.protocols import Observation, ProtocolConfig, ProtocolSpec, build_protocol, sample_spec
 
 DATASET_CHANNELS: tuple[str, ...] = INPUT_CHANNELS + OUTPUT_CHANNELS
+"""Channels of every dataset; one made with ``degradation=True`` adds :data:`DEGRADATION_CHANNELS`."""
 MANIFEST = "dataset.json"
 FORMAT_VERSION = 1
 
@@ -58,6 +59,14 @@ class DatagenConfig:
     """Samples per interval for the interval extremes."""
     protocols: ProtocolConfig = field(default_factory=ProtocolConfig)
     """The protocol distribution."""
+    degradation: bool = False
+    """Simulate with SEI growth and lithium plating (``DFNSimulator(degradation=True)``) and record
+    ``capacity_lost`` [A.h]: the data of the degradation estimator."""
+
+    @property
+    def channels(self) -> tuple[str, ...]:
+        """Channels this dataset records."""
+        return DATASET_CHANNELS + (DEGRADATION_CHANNELS if self.degradation else ())
 
     @property
     def max_steps(self) -> int:
@@ -132,7 +141,8 @@ def simulate_spec(sim: DFNSimulator, spec: ProtocolSpec, max_steps: int) -> dict
                               current=current)
         if failed:
             break
-    arrays = {ch: (np.concatenate([p[ch] for p in pieces]) if pieces else np.empty(0)) for ch in DATASET_CHANNELS}
+    channels = INPUT_CHANNELS + sim.channels
+    arrays = {ch: (np.concatenate([p[ch] for p in pieces]) if pieces else np.empty(0)) for ch in channels}
     return {"arrays": arrays, "length": int(len(arrays["voltage"])), "termination": termination, "message": message}
 
 
@@ -142,9 +152,10 @@ _SIMULATORS: dict[tuple, DFNSimulator] = {}
 
 def _simulator(config: DatagenConfig) -> DFNSimulator:
     """One DFN per worker process and settings: building it costs about a second."""
-    key = (config.chemistry, config.dt, config.substeps)
+    key = (config.chemistry, config.dt, config.substeps, config.degradation)
     if key not in _SIMULATORS:
-        _SIMULATORS[key] = DFNSimulator(config.chemistry, dt=config.dt, substeps=config.substeps)
+        _SIMULATORS[key] = DFNSimulator(config.chemistry, dt=config.dt, substeps=config.substeps,
+                                        degradation=config.degradation)
     return _SIMULATORS[key]
 
 
@@ -157,7 +168,7 @@ def simulate_shard(config_dict: dict, shard: int, out_dir: str) -> dict:
     sim = _simulator(config)
     start, stop = config.shard_range(shard)
     n, width = stop - start, config.max_steps
-    data = {ch: np.full((n, width), np.nan, dtype=np.float32) for ch in DATASET_CHANNELS}
+    data = {ch: np.full((n, width), np.nan, dtype=np.float32) for ch in config.channels}
     lengths = np.zeros(n, dtype=np.int32)
     initial_soc = np.zeros(n, dtype=np.float32)
     families, terminations, specs, messages = [], [], [], []
@@ -165,7 +176,7 @@ def simulate_shard(config_dict: dict, shard: int, out_dir: str) -> dict:
         spec = spec_for(config, index)
         result = simulate_spec(sim, spec, width)
         length = result["length"]
-        for ch in DATASET_CHANNELS:
+        for ch in config.channels:
             data[ch][j, :length] = result["arrays"][ch]
         lengths[j] = length
         initial_soc[j] = spec.soc0
@@ -183,7 +194,7 @@ def simulate_shard(config_dict: dict, shard: int, out_dir: str) -> dict:
         f.attrs["shard"] = shard
         f.attrs["first_sequence"] = start
         f.attrs["config"] = json.dumps(config.to_dict(), sort_keys=True)
-        for ch in DATASET_CHANNELS:
+        for ch in config.channels:
             ds = f.create_dataset(ch, data=data[ch], compression="gzip", compression_opts=4, shuffle=True,
                                   track_times=False)
             ds.attrs["units"] = UNITS[ch]
@@ -221,7 +232,10 @@ def write_manifest(config: DatagenConfig, out_dir: str | Path) -> dict:
     from surrogates.chemistry import get_chemistry
 
     chem = get_chemistry(config.chemistry)
+    if config.degradation:
+        chem.degradation_parameters()  # a chemistry without them fails here, before any work
     import pybamm
+    from surrogates.chemistry import DEGRADATION_OPTIONS
 
     manifest = {
         "format_version": FORMAT_VERSION,
@@ -232,10 +246,11 @@ def write_manifest(config: DatagenConfig, out_dir: str | Path) -> dict:
         "dt": config.dt,
         "seed": config.seed,
         "pybamm_version": pybamm.__version__,
-        "model": "DFN, lumped thermal",
+        "model": "DFN, lumped thermal" + (f", {DEGRADATION_OPTIONS}" if config.degradation else ""),
+        "degradation_parameter_set": chem.degradation_parameter_set if config.degradation else None,
         "package_versions": package_versions(),
         "git_revision": git_revision(),
-        "channels": {ch: UNITS[ch] for ch in DATASET_CHANNELS},
+        "channels": {ch: UNITS[ch] for ch in config.channels},
         "num_shards": config.num_shards,
     }
     tmp = path.with_name(MANIFEST + ".tmp")

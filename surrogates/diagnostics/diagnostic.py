@@ -16,6 +16,9 @@ last W intervals of N cells in one call. Kinds:
   ``threshold_quantile`` of the validation sequences stay under (per-sequence max over their
   windows), so a score >= 1 means "above threshold": the surrogate/diagnostics are being used
   outside the data they were trained on.
+* ``degradation``: capacity lost [A.h] (lithium inventory, to SEI growth and lithium plating, as
+  the DFN's degradation submodels compute it) in the window's *last* interval. The loss of a
+  whole charge is :meth:`Diagnostic.charge_capacity_lost`. It has no threshold and no ``flag``.
 """
 
 from __future__ import annotations
@@ -29,8 +32,8 @@ import torch
 from surrogates.diagnostics.models import DIAGNOSTIC_MODELS
 from surrogates.diagnostics.windows import Normalizer, check_inputs
 
-KINDS: tuple[str, ...] = ("plating", "ood")
-"""Diagnostic kinds (the degradation estimator is still to come)."""
+KINDS: tuple[str, ...] = ("plating", "ood", "degradation")
+"""Diagnostic kinds."""
 CHECKPOINT_DIR = Path(__file__).resolve().parent / "checkpoints"
 """Shipped diagnostics: ``{chemistry}-{kind}.pt`` with a card ``{chemistry}-{kind}.md``."""
 CHECKPOINT_FORMAT = 1
@@ -107,13 +110,16 @@ class Diagnostic:
     @torch.no_grad()
     def raw_scores(self, windows: np.ndarray, batch_size: int = 8192) -> np.ndarray:
         """Checked windows ``[B, W, 3]`` in SI units -> the model's raw output ``[B]``: plating
-        probability, or OOD reconstruction error (standardised units, not divided by the threshold)."""
+        probability, OOD reconstruction error (standardised units, not divided by the threshold),
+        or capacity lost in the last interval [A.h]."""
         z = self.normalizer(windows)
         out = np.empty(len(z), dtype=np.float64)
         for i in range(0, len(z), batch_size):
             xb = torch.from_numpy(z[i:i + batch_size]).to(self.device)
             if self.kind == "plating":
                 out[i:i + batch_size] = torch.sigmoid(self.model(xb)).double().cpu().numpy()
+            elif self.kind == "degradation":
+                out[i:i + batch_size] = self.model.capacity_lost(xb).double().cpu().numpy()
             else:
                 out[i:i + batch_size] = self.model.errors(xb).double().cpu().numpy()
         return out
@@ -121,7 +127,7 @@ class Diagnostic:
     def score_windows(self, windows: np.ndarray, batch_size: int = 8192) -> np.ndarray:
         """As :meth:`score` for windows ``[B, W, 3]`` (I, V, T) already stacked and checked."""
         raw = self.raw_scores(windows, batch_size)
-        return raw if self.kind == "plating" else raw / self.threshold
+        return raw / self.threshold if self.kind == "ood" else raw
 
     def score(self, current, voltage, temperature) -> np.ndarray:
         """Score the last ``window`` intervals of ``B`` histories.
@@ -131,8 +137,9 @@ class Diagnostic:
             voltage: ``[B, L]`` [V], terminal voltage at the end of each interval.
             temperature: ``[B, L]`` [K], cell temperature at the end of each interval.
         Returns:
-            ``[B]`` float64: the plating probability (kind ``plating``), or the OOD score
-            normalised by the calibrated threshold, so ``>= 1`` means out of distribution.
+            ``[B]`` float64: the plating probability (kind ``plating``), the OOD score
+            normalised by the calibrated threshold, so ``>= 1`` means out of distribution, or
+            the capacity lost in the last interval [A.h] (``degradation``).
         Raises:
             ValueError: histories shorter than ``window``, mismatched shapes, NaN or inf.
         """
@@ -140,8 +147,87 @@ class Diagnostic:
 
     def flag(self, current, voltage, temperature) -> np.ndarray:
         """``[B]`` bool: plating predicted (probability >= threshold) / window out of distribution (score >= 1)."""
+        if self.kind == "degradation":
+            raise ValueError("the degradation estimator predicts an amount (A.h), it has no flag; use score()")
         s = self.score(current, voltage, temperature)
         return s >= (self.threshold if self.kind == "plating" else 1.0)
+
+
+    # -- streaming (degradation): O(1) per interval for N cells stepped together, as in the env
+    @property
+    def streams(self) -> bool:
+        """Whether :meth:`stream_step` is available (the degradation estimator's causal CNN)."""
+        return hasattr(self.model, "stream_step")
+
+    def _standardise(self, current, voltage, temperature) -> torch.Tensor:
+        x = np.stack([np.asarray(a, dtype=np.float64).reshape(-1) for a in (current, voltage, temperature)], axis=-1)
+        if not np.all(np.isfinite(x)):
+            rows = np.flatnonzero(~np.isfinite(x).all(axis=1))
+            raise ValueError(f"NaN or infinite inputs for cells {rows[:8].tolist()}; a diagnostic needs measured values")
+        return torch.from_numpy(self.normalizer(x)).to(self.device)
+
+    @torch.no_grad()
+    def stream_init(self, voltage, temperature) -> dict:
+        """Streaming state of cells ``[N]`` at rest at ``voltage`` [V] and ``temperature`` [K] (I = 0)."""
+        if not self.streams:
+            raise ValueError(f"the {self.kind} diagnostic scores windows, it does not stream; use score()")
+        v = np.asarray(voltage, dtype=np.float64).reshape(-1)
+        return self.model.stream_state(self._standardise(np.zeros_like(v), v, temperature))
+
+    @torch.no_grad()
+    def stream_reset_rows(self, state: dict, rows, voltage, temperature) -> None:
+        """Put cells ``rows`` back at rest (as :meth:`stream_init`), in place."""
+        v = np.asarray(voltage, dtype=np.float64).reshape(-1)
+        idx = torch.as_tensor(np.flatnonzero(_mask(rows, self._n(state))))
+        self.model.reset_stream_rows(state, idx.to(self.device), self._standardise(np.zeros_like(v), v, temperature))
+
+    @staticmethod
+    def _n(state: dict) -> int:
+        return int(state["past"][0].shape[0])
+
+    @torch.no_grad()
+    def stream_step(self, state: dict, current, voltage, temperature) -> np.ndarray:
+        """Advance every cell by one interval (``[N]`` each: A, V, K) -> ``[N]`` the :meth:`score` of the
+        window ending with it (its start filled with the rest the state began from), at O(1) cost."""
+        return self.model.stream_step(self._standardise(current, voltage, temperature), state).double().cpu().numpy()
+
+    def charge_capacity_lost(self, current, voltage, temperature, rest_voltage, ambient_temperature) -> np.ndarray:
+        """Capacity lost over whole charges [A.h] ``[B]`` (kind ``degradation``): the estimator slid
+        over every interval, the first windows reaching back into a rest at ``rest_voltage``.
+
+        Args:
+            current, voltage, temperature: ``[B, L]`` (``[L]`` for one) in A, V, K; trailing NaN
+                ends a shorter trace.
+            rest_voltage: ``[B]`` open-circuit voltage [V] before the charge (OCV at its initial SOC).
+            ambient_temperature: ``[B]`` [K], the cell's temperature before the charge.
+        """
+        from surrogates.diagnostics.windows import rest_padded_windows
+
+        if self.kind != "degradation":
+            raise ValueError(f"charge_capacity_lost needs a degradation diagnostic, this is {self.kind}")
+        arrs = [np.atleast_2d(np.asarray(a, dtype=np.float64)) for a in (current, voltage, temperature)]
+        if len({a.shape for a in arrs}) != 1:
+            raise ValueError(f"current, voltage and temperature must have the same shape, got {[a.shape for a in arrs]}")
+        valid = np.all(np.isfinite(np.stack(arrs)), axis=0)  # (B, L)
+        lengths = valid.sum(axis=1)
+        if not np.array_equal(valid, np.arange(valid.shape[1])[None, :] < lengths[:, None]):
+            raise ValueError("NaN or infinite values inside a trace; only trailing NaN (shorter traces) is allowed")
+        n = len(lengths)
+        rest = np.broadcast_to(np.asarray(rest_voltage, dtype=np.float64), (n,))
+        amb = np.broadcast_to(np.asarray(ambient_temperature, dtype=np.float64), (n,))
+        w = rest_padded_windows(dict(zip(("current", "voltage", "temperature"), arrs)), lengths, rest, amb, self.window)
+        per_interval = self.raw_scores(w.x)
+        return np.bincount(w.seq, weights=per_interval, minlength=n)
+
+
+def _mask(rows, n: int) -> np.ndarray:
+    """Cell indices or a boolean mask -> a boolean mask ``[n]``."""
+    rows = np.asarray(rows)
+    if rows.dtype == bool:
+        return rows.reshape(n)
+    m = np.zeros(n, dtype=bool)
+    m[rows.astype(np.int64)] = True
+    return m
 
 
 def load_diagnostic(kind: str, chemistry: str = "nmc", path: str | Path | None = None, version: str | None = None,

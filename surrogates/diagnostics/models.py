@@ -16,6 +16,9 @@ Glossary (see :mod:`surrogates.diagnostics.windows`):
 * :class:`WindowAutoencoder`: a conditional MLP autoencoder: a narrow code of the window's
   first intervals plus the applied current -> the window's voltage and temperature; its
   per-window reconstruction error is the out-of-distribution score.
+* :class:`DegradationCNN`: a causal dilated 1-D CNN over the window -> the capacity lost in its
+  last interval. Slid over a charge (rest-padded at the start) and summed, it estimates the
+  capacity the charge cost.
 """
 
 from __future__ import annotations
@@ -243,8 +246,120 @@ class WindowAutoencoder(nn.Module):
         return ((self(x) - x[:, :, 1:]) ** 2).mean(dim=(1, 2))
 
 
+@dataclass
+class CNNConfig:
+    """Causal dilated CNN of the degradation estimator."""
+
+    window: int = 64
+    """Intervals per window (W); the receptive field (see ``n_layer``) must cover it."""
+    n_channels: int = 3
+    """Channels per interval: (I, V, T)."""
+    width: int = 32
+    """Convolution channels."""
+    kernel: int = 2
+    """Kernel size of every convolution."""
+    n_layer: int = 6
+    """Dilated layers, dilation 1, 2, 4, ...: the receptive field is 1 + (kernel - 1) * (2 ** n_layer - 1)
+    intervals, which must cover the window (default 64 = 640 s at dt = 10 s)."""
+    hidden: int = 64
+    """Hidden width of the output head."""
+
+    def __post_init__(self) -> None:
+        if self.receptive_field < self.window:
+            raise ValueError(f"the CNN sees {self.receptive_field} intervals (kernel {self.kernel}, {self.n_layer} layers) "
+                             f"but the window is {self.window}; add layers or shorten the window")
+
+    @property
+    def receptive_field(self) -> int:
+        return 1 + (self.kernel - 1) * (2 ** self.n_layer - 1)
+
+
+class _CausalBlock(nn.Module):
+    def __init__(self, width: int, kernel: int, dilation: int):
+        super().__init__()
+        self.pad = (kernel - 1) * dilation
+        self.conv = nn.Conv1d(width, 2 * width, kernel, dilation=dilation)
+        self.proj = nn.Conv1d(width, width, 1)
+
+    def forward(self, h):  # (B, C, W)
+        a, b = self.conv(F.pad(h, (self.pad, 0))).chunk(2, dim=1)
+        return h + self.proj(torch.tanh(a) * torch.sigmoid(b))  # gated residual, as in WaveNet
+
+
+class DegradationCNN(nn.Module):
+    """Capacity lost in a window's last interval, from the window ``(B, W, 3)`` of standardised (I, V, T).
+
+    ``forward`` returns it in units of ``scale`` (set from the training targets, carried in the
+    state dict); :meth:`capacity_lost` in A.h. Causal: the last interval's output depends only on
+    the window, so sliding it over a charge one interval at a time and summing gives the charge's
+    loss, and the env can score each new interval as it comes.
+    """
+
+    kind = "degradation"
+
+    def __init__(self, cfg: CNNConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.inp = nn.Conv1d(cfg.n_channels, cfg.width, 1)
+        self.blocks = nn.ModuleList(_CausalBlock(cfg.width, cfg.kernel, 2 ** i) for i in range(cfg.n_layer))
+        self.head = _mlp([cfg.width, cfg.hidden, 1])
+        self.register_buffer("scale", torch.ones(()))  # A.h per output unit
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.inp(x.transpose(1, 2))  # (B, C, W)
+        for block in self.blocks:
+            h = block(h)
+        return self.head(F.silu(h[:, :, -1])).squeeze(-1)  # (B,)
+
+    def capacity_lost(self, x: torch.Tensor) -> torch.Tensor:
+        """Capacity lost in the last interval of each window ``(B,)`` [A.h]."""
+        return self(x) * self.scale
+
+    # -- streaming: one interval at a time, O(1) per interval (a window forward costs ~W times more)
+    def stream_state(self, x_rest: torch.Tensor) -> dict:
+        """State of cells that have been at rest forever at ``x_rest`` ``(B, 3)`` (standardised).
+
+        ``{"past": [per layer (B, dilation, width): its last inputs, a ring buffer], "t": step count}``.
+        """
+        h = self.inp(x_rest[:, :, None])  # (B, C, 1)
+        past = []
+        for block in self.blocks:
+            d = block.conv.dilation[0]
+            past.append(h.transpose(1, 2).expand(-1, d, -1).contiguous())
+            h = block(h.expand(-1, -1, d + 1))[:, :, -1:]  # a constant input gives a constant output
+        return {"past": past, "t": 0}
+
+    def reset_stream_rows(self, state: dict, rows: torch.Tensor, x_rest: torch.Tensor) -> None:
+        """Put cells ``rows`` back at rest at ``x_rest`` ``(len(rows), 3)``, in place."""
+        fresh = self.stream_state(x_rest)["past"]
+        for buf, new in zip(state["past"], fresh):
+            buf[rows] = new
+
+    def stream_step(self, x_t: torch.Tensor, state: dict) -> torch.Tensor:
+        """One interval ``x_t`` ``(B, 3)`` (standardised) -> capacity lost in it ``(B,)`` [A.h]; ``state``
+        advances in place.
+
+        Equals :meth:`capacity_lost` on the window ending at this interval, its start filled with
+        the rest the state began from, when the window covers the receptive field (tested).
+        """
+        if self.cfg.kernel != 2:
+            raise ValueError("streaming needs kernel 2 (one tap in the past per layer)")
+        t = state["t"]
+        h = F.linear(x_t, self.inp.weight[:, :, 0], self.inp.bias)  # (B, C)
+        for block, buf in zip(self.blocks, state["past"]):
+            k = t % buf.shape[1]  # the slot holding the input of d intervals ago
+            w = block.conv.weight
+            z = torch.addmm(F.linear(h, w[:, :, 1], block.conv.bias), buf[:, k], w[:, :, 0].t())
+            a, b = z.chunk(2, dim=1)
+            buf[:, k] = h
+            h = h + F.linear(torch.tanh(a) * torch.sigmoid(b), block.proj.weight[:, :, 0], block.proj.bias)
+        state["t"] = t + 1
+        return self.head(F.silu(h)).squeeze(-1) * self.scale
+
+
 DIAGNOSTIC_MODELS: dict[str, tuple[type, type]] = {
     "plating": (PatchConfig, PlatingDetector),
     "ood": (AEConfig, WindowAutoencoder),
+    "degradation": (CNNConfig, DegradationCNN),
 }
 """kind -> (config dataclass, model class)."""

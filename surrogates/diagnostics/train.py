@@ -7,6 +7,10 @@
   voltage and temperature); the threshold is the ``threshold_quantile`` of the validation
   sequences' max window error, recomputed at every (re)training, so ``1 - threshold_quantile``
   is the intended false-positive rate per sequence.
+* ``degradation``: the causal CNN on rest-padded windows ending at every interval of the
+  charges of a degradation dataset (``generate_data.py --config
+  experiments/configs/degradation_data.yml``); mean squared error of the capacity lost in the
+  window's last interval, in units of the training targets' standard deviation. No threshold.
 
 The split is the surrogates' (``Dataset.split(val, test, seed, holdout_family="pulse",
 min_length=2)``), so the held-out family was never seen by the surrogates nor the diagnostics.
@@ -34,7 +38,7 @@ import torch.nn.functional as F
 
 from surrogates.channels import DEFAULT_DT
 from surrogates.diagnostics.diagnostic import Diagnostic, make_blob
-from surrogates.diagnostics.evaluate import evaluate, public, separation
+from surrogates.diagnostics.evaluate import degradation_metrics, degradation_windows, evaluate, public, separation
 from surrogates.diagnostics.metrics import auroc, best_f1_threshold, per_sequence
 from surrogates.diagnostics.models import DIAGNOSTIC_MODELS, MAEDecoder, mae_loss
 from surrogates.diagnostics.registry import VersionRegistry
@@ -47,11 +51,12 @@ class DiagnosticConfig:
     """Diagnostic training settings (defaults: the shipped checkpoints, a few minutes on one CPU core)."""
 
     kind: str = "plating"
-    """Diagnostic: plating or ood."""
+    """Diagnostic: plating, ood or degradation."""
     chemistry: str = "nmc"
     """Chemistry of the dataset (checked against it)."""
-    data: str = "data/nmc"
-    """Dataset folder made by experiments/generate_data.py."""
+    data: str = ""
+    """Dataset folder made by experiments/generate_data.py; '' = data/<chemistry>, or
+    data/<chemistry>-degradation for the degradation estimator."""
     out: str = ""
     """Run folder (default runs/diagnostics/<chemistry>-<kind>)."""
     dt: float = DEFAULT_DT
@@ -66,8 +71,8 @@ class DiagnosticConfig:
     """Share of sequences for the final test."""
     min_length: int = 2
     """Shortest sequence in the split [intervals] (the surrogates' split)."""
-    window: int = 32
-    """Window length W [intervals]."""
+    window: int = 0
+    """Window length W [intervals]; 0: the kind's default (32; degradation 64)."""
     train_stride: int = 2
     """Stride between training windows [intervals]."""
     eval_stride: int = 1
@@ -116,7 +121,13 @@ class DiagnosticConfig:
     """Show a progress bar."""
 
     def main_epochs(self) -> int:
-        return self.epochs or {"plating": 10, "ood": 60}.get(self.kind, 10)
+        return self.epochs or {"plating": 10, "ood": 60, "degradation": 40}.get(self.kind, 10)
+
+    def window_length(self) -> int:
+        return self.window or (64 if self.kind == "degradation" else 32)
+
+    def data_dir(self) -> str:
+        return self.data or (f"data/{self.chemistry}-degradation" if self.kind == "degradation" else f"data/{self.chemistry}")
 
     def run_dir(self) -> Path:
         return Path(self.out or f"runs/diagnostics/{self.chemistry}-{self.kind}")
@@ -150,12 +161,12 @@ def _json(obj):
 
 @torch.no_grad()
 def _outputs(model, z: np.ndarray, batch: int = 8192) -> np.ndarray:
-    """Model outputs over standardised windows: plating logits or OOD errors ``[M]``."""
+    """Model outputs over standardised windows: plating logits, OOD errors or degradation outputs ``[M]``."""
     model.eval()
     out = []
     for i in range(0, len(z), batch):
         xb = torch.from_numpy(z[i:i + batch])
-        out.append((model(xb) if model.kind == "plating" else model.errors(xb)).double().numpy())
+        out.append((model.errors(xb) if model.kind == "ood" else model(xb)).double().numpy())
     return np.concatenate(out) if out else np.zeros(0)
 
 
@@ -163,7 +174,7 @@ def load_split(cfg: DiagnosticConfig, dataset=None) -> tuple[dict, object]:
     """The dataset (opened from ``cfg.data`` unless given) and its split ``{name: Dataset}``."""
     from surrogates.data import open_dataset
 
-    ds = dataset if dataset is not None else open_dataset(cfg.data, dt=cfg.dt, chemistry=cfg.chemistry)
+    ds = dataset if dataset is not None else open_dataset(cfg.data_dir(), dt=cfg.dt, chemistry=cfg.chemistry)
     if cfg.max_sequences:
         ds = ds.subset(np.arange(min(cfg.max_sequences, len(ds))))
     rows = ds.split(cfg.val_fraction, cfg.test_fraction, seed=cfg.seed, holdout_family=cfg.holdout_family or None,
@@ -203,12 +214,22 @@ def train_diagnostic(cfg: DiagnosticConfig, dataset=None, ood_datasets: dict | N
     # -- data: windows of the surrogates' split, standardised with training statistics
     splits, ds = load_split(cfg, dataset)
     normalizer = Normalizer.fit(splits["train"].arrays, splits["train"].lengths)
-    wins = {name: make_windows(sub.arrays, sub.lengths, cfg.window, cfg.train_stride if name == "train" else cfg.eval_stride)
-            for name, sub in splits.items()}
+    window = cfg.window_length()
+    if cfg.kind == "degradation":
+        wins = {name: degradation_windows(sub, window, cfg.train_stride if name == "train" else cfg.eval_stride)
+                for name, sub in splits.items()}
+    else:
+        wins = {name: make_windows(sub.arrays, sub.lengths, window, cfg.train_stride if name == "train" else cfg.eval_stride)
+                for name, sub in splits.items()}
     if len(wins["train"]) == 0 or len(wins["val"]) == 0:
-        raise ValueError(f"no training/validation windows of {cfg.window} intervals; sequences are too short")
+        raise ValueError(f"no training/validation windows of {window} intervals; sequences are too short")
     z = {name: normalizer(w.x) for name, w in wins.items()}
-    ytr = torch.from_numpy(wins["train"].label.astype(np.float32)) if cfg.kind == "plating" else None
+    ytr, target_scale = None, 1.0
+    if cfg.kind == "plating":
+        ytr = torch.from_numpy(wins["train"].label.astype(np.float32))
+    elif cfg.kind == "degradation":
+        target_scale = float(max(np.std(wins["train"].target), 1e-12))  # A.h per model output unit
+        ytr = torch.from_numpy((wins["train"].target / target_scale).astype(np.float32))
     rows_of = {"pretrain": np.arange(len(wins["train"])), "main": np.arange(len(wins["train"]))}
     if cfg.kind == "plating" and cfg.label_fraction < 1.0:
         seqs = np.unique(wins["train"].seq)
@@ -218,7 +239,9 @@ def train_diagnostic(cfg: DiagnosticConfig, dataset=None, ood_datasets: dict | N
 
     # -- model, run folder
     cfg_cls, model_cls = DIAGNOSTIC_MODELS[cfg.kind]
-    model = model_cls(cfg_cls(window=cfg.window, **cfg.model))
+    model = model_cls(cfg_cls(window=window, **cfg.model))
+    if cfg.kind == "degradation":
+        model.scale.fill_(target_scale)
     decoder = MAEDecoder(model.cfg) if cfg.kind == "plating" and cfg.pretrain_epochs else None
     n_params = sum(p.numel() for p in model.parameters())
     run_dir = cfg.run_dir()
@@ -289,6 +312,8 @@ def train_diagnostic(cfg: DiagnosticConfig, dataset=None, ood_datasets: dict | N
                 loss = mae_loss(model.encoder, decoder, xb, cfg.mask_ratio, gen)
             elif cfg.kind == "plating":
                 loss = F.binary_cross_entropy_with_logits(model(xb), ytr[rows])
+            elif cfg.kind == "degradation":
+                loss = F.mse_loss(model(xb), ytr[rows])
             else:
                 loss = model.errors(xb).mean()
             opt.zero_grad(set_to_none=True)
@@ -320,6 +345,11 @@ def train_diagnostic(cfg: DiagnosticConfig, dataset=None, ood_datasets: dict | N
                 val_loss = float(F.binary_cross_entropy_with_logits(torch.from_numpy(out), torch.from_numpy(yv.astype(np.float64))))
                 record["val_auroc"] = round(auroc(out, yv), 5)
                 writer.add_scalar("eval/val_window_auroc", record["val_auroc"], epoch)
+            elif cfg.kind == "degradation":
+                val_loss = float(np.mean((out - wins["val"].target / target_scale) ** 2))
+                m = degradation_metrics(out * target_scale, wins["val"].target, wins["val"].seq, len(splits["val"]))
+                record["val_charge_r2"] = round(m["charge_r2"], 5)
+                writer.add_scalar("eval/val_charge_r2", record["val_charge_r2"], epoch)
             else:
                 val_loss = float(out.mean())
             writer.add_scalar("losses/val", val_loss, epoch)
@@ -334,6 +364,7 @@ def train_diagnostic(cfg: DiagnosticConfig, dataset=None, ood_datasets: dict | N
         history.append(record)
         print(f"epoch {epoch} [{phase}] train {train_loss:.5f} val {val_loss:.5f}"
               + (f" AUROC {record['val_auroc']:.4f}" if "val_auroc" in record else "")
+              + (f" charge R2 {record['val_charge_r2']:.4f}" if "val_charge_r2" in record else "")
               + f" ({minutes:.1f} min){'  *' if improved else ''}")
         epoch += 1
         pretrain_over = phase == "pretrain" and (minutes >= cfg.pretrain_max_minutes or epoch >= len(schedule)
@@ -361,18 +392,21 @@ def train_diagnostic(cfg: DiagnosticConfig, dataset=None, ood_datasets: dict | N
         threshold = best_f1_threshold(1 / (1 + np.exp(-out_val)), wins["val"].label)
         threshold_info = {"rule": "probability with the best F1 on validation windows",
                           "validation_windows": int(len(out_val))}
+    elif cfg.kind == "degradation":
+        threshold, threshold_info = 1.0, {"rule": "none: the degradation estimator predicts an amount (A.h)"}
     else:
         threshold, threshold_info = calibrate_ood_threshold(out_val, wins["val"].seq, cfg.threshold_quantile, cfg.aggregate)
     print(f"threshold {threshold:.5g} ({threshold_info['rule']})")
 
     # -- test: held-out sequences of the seen families, the unseen family, other chemistries
     data_meta = {
-        "path": str(cfg.data) if dataset is None else "<in memory>", "fingerprint": ds.fingerprint(),
+        "path": cfg.data_dir() if dataset is None else "<in memory>", "fingerprint": ds.fingerprint(),
         "sequences": len(ds), "train_sequences": len(splits["train"]), "train_windows": len(wins["train"]),
         "parameter_set": ds.meta.get("parameter_set"), "pybamm_version": ds.meta.get("pybamm_version"),
         "holdout_family": cfg.holdout_family, "dataset_seed": ds.meta.get("seed"),
+        "model": ds.meta.get("model"), "degradation_parameter_set": ds.meta.get("degradation_parameter_set"),
     }
-    meta = {"kind": cfg.kind, "chemistry": cfg.chemistry, "dt": cfg.dt, "window": cfg.window, "seed": cfg.seed,
+    meta = {"kind": cfg.kind, "chemistry": cfg.chemistry, "dt": cfg.dt, "window": window, "seed": cfg.seed,
             "parameters": n_params, "epochs_run": len(history), "train_minutes": round(minutes, 2),
             "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch threads {torch.get_num_threads()}",
             "config": cfg_dict, "data": data_meta, "history": history,

@@ -9,6 +9,11 @@ Glossary (units as in :mod:`surrogates.channels`):
               labelled *plating* when min(eta_min) over its W intervals is < 0 (lithium plating
               thermodynamically possible somewhere in the window)
 
+The degradation estimator's windows end at every interval of a charge, the first ones reaching
+back before it: those intervals are filled with the cell at rest (I = 0, V = OCV(soc0),
+T = ambient), as the env fills its history at reset (:func:`rest_padded_windows`). Its target is
+the ``capacity_lost`` [A.h] of the window's last interval.
+
 A diagnostic sees only (I, V, T): what a BMS measures. Its inputs are standardised per channel
 with the training split's mean and standard deviation (:class:`Normalizer`), which travels in
 the checkpoint.
@@ -24,6 +29,8 @@ BMS_CHANNELS: tuple[str, ...] = ("current", "voltage", "temperature")
 """The inputs of every diagnostic, in order."""
 LABEL_CHANNEL = "plating_margin_min"
 """The channel the plating label is computed from (never an input)."""
+DEGRADATION_CHANNEL = "capacity_lost"
+"""The channel the degradation target is computed from (cumulative A.h since the sequence start)."""
 
 
 @dataclass
@@ -66,6 +73,8 @@ class Windows:
     seq: np.ndarray
     start: np.ndarray
     label: np.ndarray | None
+    target: np.ndarray | None = None
+    """Degradation windows: capacity lost [A.h] in each window's last interval ``[M]`` float64."""
 
     def __len__(self) -> int:
         return int(len(self.seq))
@@ -101,6 +110,45 @@ def make_windows(arrays: dict[str, np.ndarray], lengths: np.ndarray, window: int
     if len(seq) and not np.all(np.isfinite(x)):
         raise ValueError("the data holds NaN inside a sequence's valid length; check the dataset's lengths")
     return Windows(x=x, seq=seq, start=start, label=label)
+
+
+def rest_padded_windows(arrays: dict[str, np.ndarray], lengths: np.ndarray, rest_voltage: np.ndarray,
+                        ambient_temperature: np.ndarray, window: int, stride: int = 1) -> Windows:
+    """Windows ending at every ``stride``-th interval of each sequence (and at its last one), the
+    first ``window - 1`` of them reaching back into a rest before the sequence.
+
+    Args:
+        arrays: channel -> NaN-padded ``[N, L]``; ``capacity_lost`` [A.h], if present, gives ``target``.
+        lengths: ``[N]`` valid intervals.
+        rest_voltage: ``[N]`` open-circuit voltage [V] at each sequence's initial SOC.
+        ambient_temperature: ``[N]`` [K], the cell's temperature before the sequence.
+    Returns:
+        :class:`Windows` with ``start`` = the window's last interval (index into the sequence).
+    """
+    lengths = np.asarray(lengths, dtype=np.int64)
+    n, L = arrays[BMS_CHANNELS[0]].shape
+    pad = window - 1
+    padded = np.empty((n, L + pad, 3), dtype=np.float32)
+    padded[:, :pad, 0] = 0.0
+    padded[:, :pad, 1] = np.asarray(rest_voltage, dtype=np.float32)[:, None]
+    padded[:, :pad, 2] = np.asarray(ambient_temperature, dtype=np.float32)[:, None]
+    for c, ch in enumerate(BMS_CHANNELS):
+        padded[:, pad:, c] = arrays[ch]
+    ends = []
+    for k in lengths:
+        e = np.arange(0, k, stride, dtype=np.int64)
+        ends.append(np.append(e, k - 1) if k and e[-1] != k - 1 else e)
+    seq = np.concatenate([np.full(len(e), i, dtype=np.int64) for i, e in enumerate(ends)]) if n else np.zeros(0, np.int64)
+    end = np.concatenate(ends) if n else np.zeros(0, np.int64)
+    x = padded[seq[:, None], end[:, None] + np.arange(window)[None, :]]  # (M, W, 3): padded index end..end+pad
+    if len(seq) and not np.all(np.isfinite(x)):
+        raise ValueError("the data holds NaN inside a sequence's valid length; check the dataset's lengths")
+    target = None
+    if DEGRADATION_CHANNEL in arrays:
+        lost = np.asarray(arrays[DEGRADATION_CHANNEL], dtype=np.float64)
+        prev = np.where(end > 0, lost[seq, np.maximum(end - 1, 0)], 0.0)  # capacity_lost is 0 at the reset
+        target = lost[seq, end] - prev
+    return Windows(x=x, seq=seq, start=end, label=None, target=target)
 
 
 def check_inputs(current, voltage, temperature, window: int, dt: float | None = None) -> np.ndarray:

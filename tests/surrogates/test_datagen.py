@@ -117,3 +117,19 @@ def test_generate_data_script(tmp_path):
                                   "--workers", "1", "--out", str(tmp_path / "d")])
     assert summary["sequences"] == 2
     assert len(open_dataset(tmp_path / "d")) == 2
+
+
+def test_degradation_dataset_records_capacity_lost(tmp_path):
+    """The degradation estimator's data: the same pipeline, plus the DFN's lithium-inventory loss."""
+    protocols = ProtocolConfig(family_weights={"cccv": 1.0}, max_duration_s=300.0)
+    config = DatagenConfig(chemistry="nmc", num_sequences=2, seed=3, shard_size=2, protocols=protocols, degradation=True)
+    generate(config, tmp_path, workers=1, progress=False)
+    ds = open_dataset(tmp_path)
+    assert "capacity_lost" in ds.arrays and ds.meta["degradation_parameter_set"] == "OKane2022"
+    assert ds.meta["channels"]["capacity_lost"] == "A.h"
+    for i, n in enumerate(ds.lengths):
+        lost = ds.arrays["capacity_lost"][i, :n]
+        assert n > 0 and np.all(lost > 0) and np.all(np.diff(lost) > 0)  # a charge only loses lithium
+    with pytest.raises(ValueError, match="no degradation parameters"):
+        generate(DatagenConfig(chemistry="lfp", num_sequences=1, degradation=True), tmp_path / "lfp", workers=1,
+                 progress=False)

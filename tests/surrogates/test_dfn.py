@@ -98,3 +98,35 @@ def test_lfp_builds_and_charges():
     out = sim.run(-2.3, 6)
     assert 2.0 < first["voltage"] < out["voltage"][-1] < 3.6
     assert out["temperature"][-1] > 298.15
+
+
+def test_degradation_model_records_capacity_lost_against_pybamm(nmc):
+    """SEI + lithium plating (OKane2022's parameters on Chen2020's cell): capacity_lost is PyBaMM's
+    lithium-inventory loss since reset, and the cell's voltage stays that of the plain DFN."""
+    deg = DFNSimulator("nmc", dt=10.0, degradation=True)
+    first = deg.reset(0.2, 298.15)
+    assert first["capacity_lost"] == 0.0 and set(first) == set(OUTPUT_CHANNELS) | {"capacity_lost"}
+    slow = deg.run(-5.0, 60)["capacity_lost"]  # 1C, 10 min
+    assert np.all(np.diff(slow) > 0) and 1e-4 < slow[-1] < 1e-2  # A.h: 0.1 to 10 mA.h in 10 min
+    deg.reset(0.2, 298.15)
+    fast = deg.run(-10.0, 30)["capacity_lost"]  # 2C, the same charge in 5 min
+    assert fast[-1] > slow[-1]  # plating grows with current
+
+    # the same 1C charge in one PyBaMM solve of the same model and parameters
+    params = deg.chemistry.parameter_values("simulation", degradation=True)
+    inputs = deg.initial_inputs(0.2, 298.15)
+    params.update({k: v for k, v in inputs.items() if k != "Current function [A]"})
+    params["Current function [A]"] = -5.0
+    from surrogates.chemistry import DEGRADATION_OPTIONS
+
+    model = pybamm.lithium_ion.DFN(options={"thermal": "lumped", **DEGRADATION_OPTIONS})
+    sol = pybamm.Simulation(model, parameter_values=params).solve([0, 600.0])
+    ref = sol["Total capacity lost to side reactions [A.h]"](np.arange(0, 601, 10.0))
+    np.testing.assert_allclose(slow, ref[1:] - ref[0], rtol=2e-2)
+
+    nmc.reset(0.2, 298.15)
+    plain = nmc.run(-5.0, 60)["voltage"]
+    deg.reset(0.2, 298.15)
+    assert np.abs(deg.run(-5.0, 60)["voltage"] - plain).max() < 0.01  # < 10 mV: same cell
+    with pytest.raises(ValueError, match="no degradation parameters"):
+        DFNSimulator("lfp", degradation=True)

@@ -1,4 +1,5 @@
-"""Learned diagnostics (plating detector, OOD detector): training, calibration, versions, rollback, input checks.
+"""Learned diagnostics (plating detector, OOD detector, degradation estimator): training, calibration, versions,
+rollback, input checks.
 
 Everything runs on a small synthetic cell (no DFN, no data folder) with tiny models, so the
 file takes seconds; the shipped checkpoints are checked when present.
@@ -14,13 +15,14 @@ from surrogates.data import Dataset
 from surrogates.diagnostics import KINDS, Diagnostic, DiagnosticCheckpointError, VersionRegistry, load_diagnostic
 from surrogates.diagnostics.diagnostic import checkpoint_path, make_blob
 from surrogates.diagnostics.metrics import auroc, best_f1_threshold, confusion
-from surrogates.diagnostics.models import AEConfig, PatchConfig, PlatingDetector, WindowAutoencoder
+from surrogates.diagnostics.models import AEConfig, CNNConfig, DegradationCNN, PatchConfig, PlatingDetector, WindowAutoencoder
 from surrogates.diagnostics.train import DiagnosticConfig, calibrate_ood_threshold, load_split, train_diagnostic
 from surrogates.diagnostics.windows import Normalizer, check_inputs, make_windows
 
 FAMILIES = ("random_steps", "cccv", "multistep_cc", "random_walk", "pulse")
 TINY_PLATING = {"d_model": 32, "n_layer": 2, "n_head": 2, "mlp_hidden": 64, "decoder_d_model": 16}
 TINY_OOD = {"context": 4, "latent": 2, "hidden": 64, "decoder_layers": 2}
+TINY_CNN = {"width": 16, "n_layer": 4, "hidden": 32}
 
 
 def toy_dataset(n: int = 60, length: int = 72, seed: int = 0, slope: float = 0.8, resistance: float = 0.02) -> Dataset:
@@ -32,7 +34,7 @@ def toy_dataset(n: int = 60, length: int = 72, seed: int = 0, slope: float = 0.8
     L = length + 8
     arrays = {k: np.full((n, L), np.nan, np.float32) for k in
               ("current", "ambient_temperature", "voltage", "temperature", "plating_margin", "soc",
-               "voltage_max", "temperature_max", "plating_margin_min")}
+               "voltage_max", "temperature_max", "plating_margin_min", "capacity_lost")}
     lengths = np.where(np.arange(n) % 10 == 9, 20, length).astype(np.int32)  # some too short for a window
     soc0 = rng.uniform(0.1, 0.5, n)
     amb = rng.uniform(288.0, 308.0, n)
@@ -48,14 +50,19 @@ def toy_dataset(n: int = 60, length: int = 72, seed: int = 0, slope: float = 0.8
         v = 3.3 + slope * soc - resistance * cur
         eta = 0.25 - 0.3 * soc + 0.008 * cur + 0.002 * (temp - 298.0)
         m = lengths[i]
+        # capacity lost per interval: SEI-like (grows with SOC and T) plus plating-like (charging below eta = 0)
+        loss = 1e-6 * (1 + soc) * np.exp((temp - 298.0) / 20) + 2e-5 * np.maximum(0.0, -eta) * np.abs(cur)
         for name, val in (("current", cur), ("voltage", v), ("temperature", temp), ("plating_margin", eta), ("soc", soc),
+                          ("capacity_lost", np.cumsum(loss)),
                           ("voltage_max", v), ("temperature_max", temp), ("plating_margin_min", eta - 0.01),
                           ("ambient_temperature", np.full(m, amb[i]))):
             arrays[name][i, :m] = val
     fam = np.array([FAMILIES[i % len(FAMILIES)] for i in range(n)])
     specs = np.array([json.dumps({"ambient_temperature": float(a)}) for a in amb])
     meta = {"dt": dt, "parameter_set": "toy", "pybamm_version": "none", "seed": seed, "chemistry": "nmc"}
-    return Dataset(arrays=arrays, lengths=lengths, initial={"soc": soc0.astype(np.float32), "ambient_temperature": amb.astype(np.float32)},
+    initial = {"soc": soc0.astype(np.float32), "ambient_temperature": amb.astype(np.float32),
+               "rest_voltage": (3.3 + slope * soc0).astype(np.float32)}
+    return Dataset(arrays=arrays, lengths=lengths, initial=initial,
                    families=fam, terminations=np.array(["end"] * n), specs=specs, indices=np.arange(n), meta=meta)
 
 
@@ -64,6 +71,8 @@ def _cfg(kind: str, out, **kw) -> DiagnosticConfig:
                 warmup_steps=5, train_stride=2, progress=False, ood_data=(), patience=100, max_minutes=2.0)
     if kind == "plating":
         base.update(model=TINY_PLATING, pretrain_epochs=3, epochs=25, train_stride=1)
+    elif kind == "degradation":
+        base.update(model=TINY_CNN, window=16, epochs=30, batch_size=128, train_stride=1)
     else:
         base.update(model=TINY_OOD, epochs=40, batch_size=32)
     base.update(kw)
@@ -197,8 +206,9 @@ def test_rollback_restores_previous_checkpoint_and_threshold(ood_run, tmp_path, 
 # --------------------------------------------------------------------------- inputs and outputs
 def _untrained(kind: str, window: int = 32) -> Diagnostic:
     torch.manual_seed(0)
-    model = PlatingDetector(PatchConfig(window=window, **TINY_PLATING)) if kind == "plating" else \
-        WindowAutoencoder(AEConfig(window=window, **TINY_OOD))
+    model = {"plating": lambda: PlatingDetector(PatchConfig(window=window, **TINY_PLATING)),
+             "ood": lambda: WindowAutoencoder(AEConfig(window=window, **TINY_OOD)),
+             "degradation": lambda: DegradationCNN(CNNConfig(window=window, width=16, n_layer=5, hidden=32))}[kind]()
     norm = Normalizer(mean=np.array([-2.0, 3.9, 300.0]), std=np.array([5.0, 0.2, 8.0]))
     return Diagnostic(make_blob(model, norm, "nmc", 10.0, 0.5, {"version": "test"}))
 
@@ -216,7 +226,11 @@ def test_score_shapes_and_input_errors(kind):
     assert d.score(cur[0], volt[0], temp[0]).shape == (1,)
     if kind == "plating":
         assert np.all((s >= 0) & (s <= 1))
-    assert d.flag(cur, volt, temp).dtype == bool
+    if kind == "degradation":
+        with pytest.raises(ValueError, match="no flag"):
+            d.flag(cur, volt, temp)
+    else:
+        assert d.flag(cur, volt, temp).dtype == bool
     with pytest.raises(ValueError, match="at least 32 intervals"):
         d.score(cur[:, :31], volt[:, :31], temp[:, :31])
     bad = volt.copy()
@@ -252,7 +266,7 @@ def test_load_diagnostic_refuses_wrong_kind_and_chemistry(tmp_path):
     with pytest.raises(DiagnosticCheckpointError, match="not lfp"):
         load_diagnostic("plating", "lfp", path=path)
     with pytest.raises(ValueError, match="unknown diagnostic kind"):
-        load_diagnostic("degradation", "nmc")
+        load_diagnostic("wear", "nmc")
     with pytest.raises(FileNotFoundError, match="train_diagnostics.py"):
         load_diagnostic("plating", "nmc", path=tmp_path / "missing.pt")
 
@@ -265,14 +279,72 @@ def test_shipped_diagnostic_loads_and_is_small(kind):
     assert path.stat().st_size < 1_000_000
     assert path.with_suffix(".md").exists()
     d = load_diagnostic(kind, "nmc")
-    assert d.window == 32 and d.dt == 10.0 and d.threshold > 0
+    W = d.window
+    assert W == (64 if kind == "degradation" else 32) and d.dt == 10.0 and d.threshold > 0
     n = 64
-    t = np.arange(32)
-    cur = np.tile(np.where(t < 16, -5.0, -10.0), (n, 1))
+    t = np.arange(W)
+    cur = np.tile(np.where(t < W // 2, -5.0, -10.0), (n, 1))
     volt = np.tile(3.7 + 0.002 * t, (n, 1))
-    temp = np.full((n, 32), 300.0)
+    temp = np.full((n, W), 300.0)
     s = d.score(cur, volt, temp)
     assert s.shape == (n,) and np.all(np.isfinite(s))
+
+
+# --------------------------------------------------------------------------- degradation estimator
+def test_degradation_estimator_overfits_charge_losses(tmp_path, toy):
+    summary = train_diagnostic(_cfg("degradation", tmp_path / "deg"), dataset=toy)
+    m = summary["meta"]["metrics"]
+    assert m["val"]["charge_r2"] > 0.9 and m["test"]["charge_r2"] > 0.9
+    d = load_diagnostic("degradation", "nmc", path=tmp_path / "deg")
+    assert d.kind == "degradation" and d.window == 16
+    # summing the per-interval scores over a charge = charge_capacity_lost, which pads the start with rest
+    i = int(np.flatnonzero(toy.lengths >= 40)[0])
+    L = int(toy.lengths[i])
+    cur, volt, temp = (toy.arrays[k][i, :L].astype(np.float64) for k in ("current", "voltage", "temperature"))
+    rest_v, amb = float(toy.initial["rest_voltage"][i]), float(toy.initial["ambient_temperature"][i])
+    total = d.charge_capacity_lost(cur, volt, temp, rest_v, amb)
+    hist = lambda a, r: np.concatenate([np.full(15, r), a])  # noqa: E731
+    per = [d.score(hist(cur, 0.0)[k:k + 16], hist(volt, rest_v)[k:k + 16], hist(temp, amb)[k:k + 16])[0] for k in range(L)]
+    assert total.shape == (1,) and total[0] == pytest.approx(sum(per), rel=1e-5)
+    true = float(toy.arrays["capacity_lost"][i, L - 1])
+    assert total[0] == pytest.approx(true, rel=0.15)
+    with pytest.raises(ValueError, match="inside a trace"):
+        bad = volt.copy()
+        bad[3] = np.nan
+        d.charge_capacity_lost(cur, bad, temp, rest_v, amb)
+
+
+def test_degradation_streaming_equals_window_scores():
+    """The env steps the CNN one interval at a time; that must equal scoring rest-padded windows."""
+    d = _untrained("degradation", window=32)
+    with torch.no_grad():
+        for block in d.model.blocks:
+            block.proj.weight.mul_(5.0)  # make deep layers matter
+    rng = np.random.default_rng(1)
+    N, L = 3, 50
+    cur, volt, temp = rng.uniform(-15, 0, (N, L)), rng.uniform(3.6, 4.1, (N, L)), rng.uniform(298, 310, (N, L))
+    rest_v, amb = np.array([3.5, 3.6, 3.7]), np.array([298.0, 300.0, 305.0])
+    state = d.stream_init(rest_v, amb)
+    streamed = np.stack([d.stream_step(state, cur[:, k], volt[:, k], temp[:, k]) for k in range(L)], axis=1)
+    for k in (0, 5, 31, 49):
+        hist = lambda a, r: np.concatenate([np.repeat(r[:, None], 31, axis=1), a], axis=1)[:, k:k + 32]  # noqa: E731
+        np.testing.assert_allclose(streamed[:, k], d.score(hist(cur, np.zeros(N)), hist(volt, rest_v), hist(temp, amb)),
+                                   rtol=1e-4, atol=1e-9)
+    np.testing.assert_allclose(streamed.sum(axis=1), d.charge_capacity_lost(cur, volt, temp, rest_v, amb), rtol=1e-4)
+    # a reset row starts again from rest; the others go on untouched
+    d.stream_reset_rows(state, [1], [3.6], [300.0])
+    fresh = d.stream_init([3.6], [300.0])
+    for buf, new in zip(state["past"], fresh["past"]):
+        torch.testing.assert_close(buf[1], new[0])
+    with pytest.raises(ValueError, match="does not stream"):
+        _untrained("plating").stream_init(rest_v, amb)
+
+
+def test_degradation_training_needs_a_degradation_dataset(tmp_path, toy):
+    plain = toy.subset(np.arange(len(toy)))
+    del plain.arrays["capacity_lost"]
+    with pytest.raises(ValueError, match="capacity_lost.*degradation_data.yml"):
+        train_diagnostic(_cfg("degradation", tmp_path / "deg"), dataset=plain)
 
 
 # --------------------------------------------------------------------------- metrics
