@@ -6,7 +6,9 @@ Tags (CleanRL-style namespaces):
 * ``charts/success_rate``         share of finished episodes that reached the target
 * ``charts/violations``           mean violating intervals per finished episode (V, T or plating)
 * ``charts/plating_margin_min``   mean over finished episodes of their lowest plating margin [mV]
-* ``charts/<reward term>``        mean per interval of each reward component (``reward_time``...)
+* ``charts/<reward term>``        mean per interval of each reward component (``reward_time``...,
+                                  ``reward_diag_<kind>`` with diagnostic terms)
+* ``charts/diag_<kind>``          mean per interval of each learned diagnostic's score
 * ``eval/charging_profile``       C-rate, V, T and plating margin of one deterministic charge
 * ``eval/profile_charge_time_min`` its charge time [min]
 """
@@ -45,6 +47,9 @@ class ChargeStatsCallback(BaseCallback):
                                        or info["reward_plating"] < 0)
             for k in REWARD_TERMS:
                 self._terms[k].append(info[k])
+            for k, v in info.items():
+                if k.startswith(("diag_", "reward_diag_")):
+                    self._terms.setdefault(k, []).append(v)
             if dones[i]:
                 self._episodes.append({
                     "reached": bool(info["reached_target"]),

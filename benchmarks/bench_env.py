@@ -2,6 +2,7 @@
 
     python benchmarks/bench_env.py [--surrogate mamba|PATH] [--steps 200] [--pybamm-steps 100]
                                    [--sizes 1,64,256,1024] [--devices cpu,cuda] [--threads 1]
+                                   [--diagnostics plating,ood] [--repeats 1]
 
 Every env row steps ``cellgym/FastCharge-v0`` with its defaults (SOC 5-20 % -> 80 %, up to 5C)
 under uniformly random actions, resets included (as in training), and reports steps per second
@@ -10,6 +11,11 @@ bare network step at the same batch (the ceiling for the VecEnv); the profile sp
 VecEnv step at the largest N into its parts. The agreement lines run a CC-CV and a multi-step
 CC charge closed-loop on both backends (time to target) and replay the DFN's action sequence
 on the surrogate (voltage error). With an untrained checkpoint those numbers mean nothing.
+
+``--diagnostics plating,ood`` adds, next to every surrogate row, the same env with those
+learned-diagnostic reward terms (:mod:`envs.diagnostic_terms`) and the share of the speed
+they keep; the profile is then of the VecEnv with diagnostics. ``--repeats`` keeps the best of
+several timings (the machine may be shared).
 """
 
 from __future__ import annotations
@@ -93,9 +99,16 @@ def profile_vecenv(venv, steps: int) -> dict[str, float]:
 
     patched = {name: getattr(vector, name) for name in ("check_actions", "evaluate_step", "observe", "make_infos")}
     sur = venv.surrogate
+    diag = getattr(venv, "diagnostic_terms", None)
+    models = diag.models if diag is not None else {}
     try:
         for name, fn in patched.items():
             setattr(vector, name, timed(name, fn))
+        if diag is not None:
+            diag.step = timed("diagnostics.step", type(diag).step.__get__(diag))
+            for kind, d in models.items():
+                method = "stream_step" if d.streams else "score_windows"
+                setattr(d, method, timed(f"score {kind}", getattr(type(d), method).__get__(d)))
         sur.step = timed("Surrogate.step", type(sur).step.__get__(sur))
         sur.model.step = timed("model.step", type(sur.model).step.__get__(sur.model))
         sur.reset_rows = timed("reset_rows", type(sur).reset_rows.__get__(sur))
@@ -111,6 +124,10 @@ def profile_vecenv(venv, steps: int) -> dict[str, float]:
         for name, fn in patched.items():
             setattr(vector, name, fn)
         del sur.step, sur.reset_rows, sur.model.step, venv._restart
+        if diag is not None:
+            del diag.step
+            for d in models.values():
+                delattr(d, "stream_step" if d.streams else "score_windows")
     # observe/make_infos also run inside _restart; attribute the nested time once.
     parts = {
         "model.step (torch forward)": acc["model.step"],
@@ -120,6 +137,11 @@ def profile_vecenv(venv, steps: int) -> dict[str, float]:
         "Surrogate.reset_rows (done cells)": acc["reset_rows"],
         "_restart rest (start states, rest channels)": acc["_restart"] - acc["reset_rows"],
     }
+    for kind in models:
+        method = "stream_step" if models[kind].streams else "score_windows"
+        parts[f"diagnostic {kind} ({method})"] = acc[f"score {kind}"]
+    if diag is not None:
+        parts["diagnostics rest (history, terms)"] = acc["diagnostics.step"] - sum(acc[f"score {k}"] for k in models)
     parts["other (step_wait glue, terminal obs)"] = total - sum(parts.values())
     return {k: v / steps for k, v in parts.items()} | {"total": total / steps, "resets": resets / steps}
 
@@ -174,6 +196,10 @@ def main() -> None:
     parser.add_argument("--devices", default="cpu,cuda", help="devices to try (cuda skipped when unavailable)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     parser.add_argument("--no-agreement", action="store_true", help="skip the backend agreement lines")
+    parser.add_argument("--no-pybamm", action="store_true", help="skip the PyBaMM backend row (and the agreement)")
+    parser.add_argument("--diagnostics", default="",
+                        help="comma-separated diagnostic kinds: also time every surrogate row with their reward terms")
+    parser.add_argument("--repeats", type=int, default=1, help="best of this many timings per row")
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)
@@ -184,27 +210,47 @@ def main() -> None:
     print(f"{args.chemistry}/{surrogate.arch} surrogate {args.surrogate} ({note or 'trained'}); "
           f"torch {torch.__version__}, {args.threads} CPU thread(s); devices: {', '.join(devices)}")
 
+    diagnostics = tuple(k.strip() for k in args.diagnostics.split(",") if k.strip())
+    variants = [()] + ([diagnostics] if diagnostics else [])
+    tag = f" + {','.join(diagnostics)}"
+    best = lambda fn: max(fn() for _ in range(max(1, args.repeats)))  # noqa: E731
+    if diagnostics:
+        print(f"diagnostics: {', '.join(diagnostics)} (rows marked '{tag.strip()}')")
+
     rows: list[tuple[str, int, float]] = []
-    rows.append(("PyBaMM backend (DFN)", 1, time_env(gym.make(ID, chemistry=args.chemistry, backend="pybamm"),
-                                                    args.pybamm_steps)))
-    rows.append(("surrogate env (single)", 1, time_env(gym.make(ID, chemistry=args.chemistry, surrogate=surrogate),
-                                                      args.steps)))
+    if not args.no_pybamm:
+        rows.append(("PyBaMM backend (DFN)", 1, time_env(gym.make(ID, chemistry=args.chemistry, backend="pybamm"),
+                                                        args.pybamm_steps)))
+    for diag in variants:
+        env = gym.make(ID, chemistry=args.chemistry, surrogate=surrogate, diagnostics=diag)
+        rows.append(("surrogate env (single)" + (tag if diag else ""), 1, best(lambda: time_env(env, args.steps))))
     profile = None
     for device in devices:
         sur = surrogate if device == "cpu" else resolve_surrogate(args.surrogate, args.chemistry, device)
         for n in sizes:
-            venv = SurrogateVecEnv(n, chemistry=args.chemistry, surrogate=sur, seed=0)
-            rows.append((f"SurrogateVecEnv [{device}]", n, time_vecenv(venv, args.steps)))
-            if device == "cpu" and n == max(sizes):
-                profile = (n, profile_vecenv(venv, max(20, args.steps // 4)))
+            for diag in variants:
+                venv = SurrogateVecEnv(n, chemistry=args.chemistry, surrogate=sur, seed=0, diagnostics=diag,
+                                       device=device)
+                rows.append((f"SurrogateVecEnv [{device}]" + (tag if diag else ""), n,
+                             best(lambda: time_vecenv(venv, args.steps))))
+                if device == "cpu" and n == max(sizes) and diag == variants[-1]:
+                    profile = (n, profile_vecenv(venv, max(20, args.steps // 4)))
         for n in (max(sizes),):
             rows.append((f"Surrogate.step only [{device}]", n, time_surrogate_step(sur, n, args.steps)))
 
-    base = rows[0][2]
-    print(f"\n{'':34s} {'N':>5s} {'steps/s':>12s} {'ms/step':>9s} {'x PyBaMM':>10s}")
+    base = rows[0][2] if not args.no_pybamm else None
+    width = max(34, *(len(r[0]) for r in rows))
+    print(f"\n{'':{width}s} {'N':>5s} {'steps/s':>12s} {'ms/step':>9s} {'x PyBaMM':>10s}")
     for name, n, sps in rows:
-        print(f"{name:34s} {n:5d} {sps:12,.0f} {1000 * n / sps:9.2f} {sps / base:10,.0f}")
+        ratio = f"{sps / base:10,.0f}" if base else f"{'-':>10s}"
+        print(f"{name:{width}s} {n:5d} {sps:12,.0f} {1000 * n / sps:9.2f} {ratio}")
     print("(steps/s counts cell-steps for N > 1; ms/step is per batched step)")
+    if diagnostics:
+        speed = {(name, n): sps for name, n, sps in rows}
+        print(f"\nSpeed kept with diagnostics {', '.join(diagnostics)} (with / without):")
+        for (name, n), sps in speed.items():
+            if name.endswith(tag):
+                print(f"  {name[:-len(tag)]:32s} N={n:5d} {sps / speed[(name[:-len(tag)], n)]:7.1%}")
 
     if profile is not None:
         n, parts = profile
@@ -214,7 +260,7 @@ def main() -> None:
         for name, sec in parts.items():
             print(f"  {name:42s} {1000 * sec:8.2f} ms {100 * sec / total:6.1f} %")
 
-    if not args.no_agreement:
+    if not (args.no_agreement or args.no_pybamm):
         print(f"\nAgreement, {args.chemistry} 20 -> 80 % SOC at 25 C (closed loop on each backend; "
               "voltage: the DFN's actions replayed on the surrogate)")
         print(f"{'protocol':22s} {'t DFN [s]':>10s} {'t surr [s]':>11s} {'dt [%]':>7s} {'V MAE [mV]':>11s} "

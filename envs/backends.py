@@ -154,17 +154,20 @@ class PyBaMMBackend:
             out = self._simulator().step(current)
         except DFNError as err:  # DFNSolverError, SimulationWindowError
             return None, f"{type(err).__name__}: {err}"
-        return {k: float(out[k]) for k in OUTPUT_CHANNELS}, None
+        return {k: float(out[k]) for k in self.sim.channels}, None  # + capacity_lost with degradation=True
 
     def close(self) -> None:
         pass
 
 
 def make_backend(backend: str, *, chemistry: str, dt: float, max_steps: int, surrogate=DEFAULT_SURROGATE,
-                 device: str = "cpu") -> Backend:
-    """``"surrogate"`` or ``"pybamm"`` -> a backend."""
+                 device: str = "cpu", pybamm_options: dict | None = None) -> Backend:
+    """``"surrogate"`` or ``"pybamm"`` -> a backend. ``pybamm_options``: keyword arguments of
+    :class:`surrogates.dfn.DFNSimulator` for the pybamm backend, e.g. ``{"degradation": True}``."""
+    if pybamm_options and backend != "pybamm":
+        raise ValueError(f"pybamm_options apply to the pybamm backend, not {backend!r}")
     if backend == "surrogate":
         return SurrogateBackend(surrogate, chemistry, dt, max_steps, device=device)
     if backend == "pybamm":
-        return PyBaMMBackend(chemistry, dt)
+        return PyBaMMBackend(chemistry, dt, **(pybamm_options or {}))
     raise ValueError(f"backend must be 'surrogate' or 'pybamm', not {backend!r}")

@@ -27,6 +27,19 @@ Reward of interval k, the sum of these signed terms, each reported in ``info``::
     reward_plating     = -w_plating     * max(0, plating_limit - plating_margin_min_k)
     reward_violation   = -violation_penalty   if the interval ends on a hard violation or a solver failure
 
+plus, for each learned diagnostic in ``diagnostics`` (off by default in v0; ``cellgym/FastCharge-v1``
+turns on ``plating`` and ``degradation``), scored on the last intervals of (I, V, T) the cell
+measured, rest-padded back to before the charge (:mod:`envs.diagnostic_terms`), with
+``w_kind = diagnostic_weights[kind]``::
+
+    reward_diag_plating     = -w_plating     * p_plating              probability plating was possible in the window
+    reward_diag_ood         = -w_ood         * max(0, s_ood - 1)      OOD score above its calibrated threshold
+    reward_diag_degradation = -w_degradation * 1000 * q               q: capacity lost in the interval [A.h]
+
+each also in ``info`` with its score ``diag_<kind>`` (at reset: score 0, term 0). On a solver
+failure every term but ``reward_time`` and ``reward_violation`` is 0 (the diagnostic scores
+repeat the last ones, like the channels).
+
 Termination (``terminated``): soc reaches ``soc_target`` (``info["reached_target"]``); a hard
 violation: ``voltage_max > v_max + hard_voltage_margin``, ``temperature_max > t_max +
 hard_temperature_margin`` or (if set) ``plating_margin_min < plating_limit -
@@ -39,7 +52,8 @@ raises ``RuntimeError``.
 
 The reward, termination, observation and info are pure numpy functions over a batch of cells
 (:func:`check_actions`, :func:`action_to_c_rate`, :func:`observe`, :func:`evaluate_step`,
-:func:`make_infos`, :func:`sample_start`), used by this env with a batch of one and by
+:func:`make_infos`, :func:`sample_start`) and one :class:`envs.diagnostic_terms.DiagnosticTerms`
+(the diagnostics' history and scores), used by this env with a batch of one and by
 :class:`envs.vector.SurrogateVecEnv` with N, so the two cannot drift apart.
 """
 
@@ -50,11 +64,13 @@ import numpy as np
 
 from envs.backends import make_backend
 from envs.config import DEFAULT_SURROGATE, OBS_BOUND, OBS_NAMES, T_REF, T_SCALE, V_SCALE, ChargingConfig
+from envs.diagnostic_terms import DiagnosticTerms, diagnostic_info_keys, diagnostic_reward_terms, reward_key, score_key
 
 REWARD_TERMS: tuple[str, ...] = (
     "reward_time", "reward_progress", "reward_voltage", "reward_temperature", "reward_plating", "reward_violation",
 )
-"""The signed components of the reward, in ``info``; they sum to the reward."""
+"""The signed components of the reward, in ``info``; with the diagnostic terms of
+:func:`reward_terms` (none by default) they sum to the reward."""
 FLAGS: tuple[str, ...] = (
     "reached_target", "hard_violation", "hard_voltage", "hard_temperature", "hard_plating", "solver_failure",
 )
@@ -66,6 +82,17 @@ INFO_CHANNELS: tuple[str, ...] = (
 """Physical quantities in ``info``: ``current`` [A] (PyBaMM sign), ``c_rate`` [1/h], the
 channels of :mod:`surrogates.channels`, ``elapsed`` [s], ``ambient_temperature`` [K]."""
 INFO_KEYS: tuple[str, ...] = INFO_CHANNELS + REWARD_TERMS + FLAGS
+"""``info`` keys of every env; :func:`info_keys` adds the diagnostics' (``diag_<kind>``, ``reward_diag_<kind>``)."""
+
+
+def reward_terms(config: ChargingConfig) -> tuple[str, ...]:
+    """Every reward term of an env with ``config``: :data:`REWARD_TERMS`, then ``reward_diag_<kind>``."""
+    return REWARD_TERMS + diagnostic_reward_terms(config.diagnostics)
+
+
+def info_keys(config: ChargingConfig) -> tuple[str, ...]:
+    """Every ``info`` key of an env with ``config``: :data:`INFO_KEYS`, then the diagnostics' scores and terms."""
+    return INFO_KEYS + diagnostic_info_keys(config.diagnostics)
 
 
 def observation_space() -> gym.spaces.Box:
@@ -138,11 +165,14 @@ def observe(channels: dict[str, np.ndarray], c_rate: np.ndarray, steps: np.ndarr
 
 
 def evaluate_step(channels: dict[str, np.ndarray], soc_prev: np.ndarray, steps: np.ndarray, config: ChargingConfig,
-                  failed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+                  failed: np.ndarray | None = None, diagnostics: dict[str, np.ndarray] | None = None,
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, np.ndarray]]:
     """Reward, ``terminated``, ``truncated`` and the reward terms and flags of one interval, each ``[B]``.
 
     ``channels`` are the interval's (for ``failed`` rows: the last simulated ones); ``steps``
-    counts intervals since reset, this one included. See the module docstring for the terms.
+    counts intervals since reset, this one included. ``diagnostics``: kind -> reward term
+    ``[B]`` of each of ``config.diagnostics`` (:meth:`envs.diagnostic_terms.DiagnosticTerms.step`),
+    zeroed here on ``failed`` rows. See the module docstring for the terms.
     """
     cfg = config
     n = len(soc_prev)
@@ -165,7 +195,13 @@ def evaluate_step(channels: dict[str, np.ndarray], soc_prev: np.ndarray, steps: 
         "reward_plating": np.where(ok, 0.0 - cfg.w_plating * under_p, 0.0),
         "reward_violation": np.where(hard | failed, -cfg.violation_penalty, 0.0),
     }
-    reward = sum(terms[k] for k in REWARD_TERMS)
+    if cfg.diagnostics:
+        missing = [k for k in cfg.diagnostics if diagnostics is None or k not in diagnostics]
+        if missing:
+            raise ValueError(f"evaluate_step needs the reward terms of the config's diagnostics, missing {missing}")
+        for kind in cfg.diagnostics:
+            terms[reward_key(kind)] = np.where(ok, np.asarray(diagnostics[kind], dtype=np.float64), 0.0)
+    reward = sum(terms[k] for k in reward_terms(cfg))
     reached = ok & (channels["soc"] >= cfg.soc_target - 1e-9)
     terminated = reached | hard | failed
     truncated = (steps >= cfg.max_steps) & ~terminated
@@ -175,10 +211,12 @@ def evaluate_step(channels: dict[str, np.ndarray], soc_prev: np.ndarray, steps: 
 
 
 def make_infos(channels: dict[str, np.ndarray], c_rate: np.ndarray, steps: np.ndarray, ambient: np.ndarray,
-               config: ChargingConfig, terms: dict[str, np.ndarray] | None = None) -> list[dict]:
-    """One ``info`` dict per cell with :data:`INFO_KEYS` as Python floats and bools.
+               config: ChargingConfig, terms: dict[str, np.ndarray] | None = None,
+               scores: dict[str, np.ndarray] | None = None) -> list[dict]:
+    """One ``info`` dict per cell with :func:`info_keys` as Python floats and bools.
 
-    ``terms`` None (at reset): reward terms 0 and flags False.
+    ``terms`` None (at reset): reward terms 0 and flags False. ``scores``: kind -> ``[B]`` score
+    of each of ``config.diagnostics``; None (at reset): 0.
     """
     n = len(c_rate)
     cols = {
@@ -189,13 +227,17 @@ def make_infos(channels: dict[str, np.ndarray], c_rate: np.ndarray, steps: np.nd
         "elapsed": steps * config.dt,
         "ambient_temperature": ambient,
     }
+    rewards = reward_terms(config)
     if terms is None:
-        cols.update({k: np.zeros(n) for k in REWARD_TERMS})
+        cols.update({k: np.zeros(n) for k in rewards})
         cols.update({k: np.zeros(n, dtype=bool) for k in FLAGS})
     else:
-        cols.update({k: terms[k] for k in REWARD_TERMS + FLAGS})
-    columns = [np.asarray(cols[k]).tolist() for k in INFO_KEYS]
-    return [dict(zip(INFO_KEYS, row)) for row in zip(*columns)]
+        cols.update({k: terms[k] for k in rewards + FLAGS})
+    for kind in config.diagnostics:
+        cols[score_key(kind)] = np.zeros(n) if scores is None else np.asarray(scores[kind], dtype=np.float64)
+    keys = info_keys(config)
+    columns = [np.asarray(cols[k]).tolist() for k in keys]
+    return [dict(zip(keys, row)) for row in zip(*columns)]
 
 
 # ---------------------------------------------------------------------- the env
@@ -209,8 +251,12 @@ class FastChargeEnv(gym.Env):
             shipped in ``surrogates/checkpoints``), a checkpoint path, or a ``Surrogate``.
         device: torch device of the surrogate.
         render_mode: none supported (kept for the Gymnasium signature).
+        pybamm_options: for the pybamm backend, keyword arguments of :class:`surrogates.dfn.DFNSimulator`;
+            ``{"degradation": True}`` adds SEI growth and lithium plating and ``info["capacity_lost"]``
+            [A.h], the lithium inventory lost since reset (how charges are judged for degradation).
         **config: any field of :class:`envs.config.ChargingConfig` (``c_max``, ``soc_start``,
-            ``soc_target``, ``ambient_temperature``, limits, ``time_limit``, reward weights).
+            ``soc_target``, ``ambient_temperature``, limits, ``time_limit``, reward weights,
+            ``diagnostics`` and ``diagnostic_weights``; the diagnostics run on ``device`` too).
 
     ``reset(seed=..., options={"soc_start": s, "ambient_temperature": T})``: the options fix
     the start state of that episode. Seeded resets reproduce episodes exactly on both backends.
@@ -219,7 +265,7 @@ class FastChargeEnv(gym.Env):
     metadata = {"render_modes": []}
 
     def __init__(self, chemistry: str = "nmc", backend: str = "surrogate", surrogate=DEFAULT_SURROGATE, device: str = "cpu",
-                 render_mode: str | None = None, **config):
+                 render_mode: str | None = None, pybamm_options: dict | None = None, **config):
         if render_mode is not None:
             raise ValueError(f"FastChargeEnv has no render modes, got render_mode={render_mode!r}")
         unknown = set(config) - set(ChargingConfig.field_names())
@@ -228,11 +274,14 @@ class FastChargeEnv(gym.Env):
         self.config = ChargingConfig(chemistry=chemistry, **config)
         self.backend_name = backend
         self.backend = make_backend(backend, chemistry=chemistry, dt=self.config.dt, max_steps=self.config.max_steps,
-                                    surrogate=surrogate, device=device)
+                                    surrogate=surrogate, device=device, pybamm_options=pybamm_options)
+        self.diagnostic_terms = DiagnosticTerms(self.config, 1, device=device) if self.config.diagnostics else None
+        """The learned-diagnostic reward terms (:class:`envs.diagnostic_terms.DiagnosticTerms`), or None."""
         self.render_mode = None
         self.observation_space = observation_space()
         self.action_space = action_space()
         self._channels: dict[str, np.ndarray] | None = None
+        self._scores: dict[str, np.ndarray] | None = None
         self._ambient = np.zeros(1)
         self._c_rate = np.zeros(1)
         self._steps = np.zeros(1, dtype=np.int64)
@@ -243,7 +292,10 @@ class FastChargeEnv(gym.Env):
         return observe(self._channels, self._c_rate, self._steps, self._ambient, self.config)[0]
 
     def _get_info(self, terms: dict[str, np.ndarray] | None = None) -> dict:
-        return make_infos(self._channels, self._c_rate, self._steps, self._ambient, self.config, terms)[0]
+        info = make_infos(self._channels, self._c_rate, self._steps, self._ambient, self.config, terms,
+                          self._scores if terms is not None else None)[0]
+        info.update({k: float(v[0]) for k, v in self._channels.items() if k not in info})  # e.g. capacity_lost
+        return info
 
     # ------------------------------------------------------------------ API
     def reset(self, *, seed: int | None = None, options: dict | None = None):
@@ -254,6 +306,9 @@ class FastChargeEnv(gym.Env):
         self._ambient = np.array([amb])
         self._c_rate = np.zeros(1)
         self._steps = np.zeros(1, dtype=np.int64)
+        self._scores = None
+        if self.diagnostic_terms is not None:
+            self.diagnostic_terms.reset_rows([0], self._channels["voltage"], self._channels["temperature"])
         self._done = False
         return self._get_obs(), self._get_info()
 
@@ -268,7 +323,12 @@ class FastChargeEnv(gym.Env):
         self._c_rate = c_rate
         self._steps = self._steps + 1
         failed = np.array([failure is not None])
-        reward, terminated, truncated, terms = evaluate_step(self._channels, soc_prev, self._steps, self.config, failed)
+        diag_terms = None
+        if self.diagnostic_terms is not None:
+            self._scores, diag_terms = self.diagnostic_terms.step(
+                0.0 - c_rate * self.config.one_c, self._channels["voltage"], self._channels["temperature"], ok=~failed)
+        reward, terminated, truncated, terms = evaluate_step(self._channels, soc_prev, self._steps, self.config, failed,
+                                                             diag_terms)
         self._done = bool(terminated[0] or truncated[0])
         info = self._get_info(terms)
         if failure is not None:

@@ -33,7 +33,7 @@ policies read voltage and SOC through it).
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 
 import numpy as np
 
@@ -53,6 +53,8 @@ OBS_BOUND = 5.0
 """Every observation feature is clipped to [-OBS_BOUND, OBS_BOUND] (finite Box bounds)."""
 OBS_NAMES: tuple[str, ...] = ("voltage", "c_rate", "temperature", "soc", "elapsed", "ambient_temperature")
 """Observation features, in order."""
+DEFAULT_DIAGNOSTIC_WEIGHTS: dict[str, float] = {"plating": 1.0, "ood": 1.0, "degradation": 1.0}
+"""Default weight of each learned-diagnostic reward term (units: see ``ChargingConfig.diagnostic_weights``)."""
 
 
 @dataclass
@@ -103,6 +105,17 @@ class ChargingConfig:
     """Penalty per volt of the interval's lowest plating margin below plating_limit, per interval."""
     violation_penalty: float = 10.0
     """One-off penalty when the episode ends on a hard violation or a solver failure."""
+    diagnostics: tuple[str, ...] = ()
+    """Learned diagnostics (:data:`surrogates.diagnostics.KINDS`: ``"plating"``, ``"ood"``,
+    ``"degradation"``) whose terms enter the reward, scored every interval on the last intervals
+    of (I, V, T) the cell measured (:mod:`envs.diagnostic_terms`); each needs a checkpoint shipped
+    for the chemistry. A list or a comma-separated string is accepted and stored as a tuple."""
+    diagnostic_weights: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_DIAGNOSTIC_WEIGHTS))
+    """Weight of each diagnostic's reward term; kinds not given keep their default (1.0). Units:
+    ``plating``: penalty per interval at plating probability 1 (term = -w * probability);
+    ``ood``: penalty per interval per unit of OOD score above 1 (term = -w * max(0, score - 1));
+    ``degradation``: penalty per mA.h of capacity the diagnostic predicts the interval lost
+    (term = -w * 1000 * score [A.h]). Only kinds listed in ``diagnostics`` are used."""
 
     def __post_init__(self) -> None:
         chem = get_chemistry(self.chemistry)
@@ -123,6 +136,8 @@ class ChargingConfig:
             raise ValueError(f"soc_start {self.soc_start!r} must lie below soc_target={self.soc_target}")
         if not 200.0 < self.t_max < 400.0:
             raise ValueError(f"t_max is in kelvin and must be in (200, 400), got {self.t_max!r}")
+        self.diagnostics = _diagnostic_kinds(self.diagnostics)
+        self.diagnostic_weights = _diagnostic_weights(self.diagnostic_weights)
 
     # ------------------------------------------------------------------ derived
     @property
@@ -159,6 +174,57 @@ def _range_or_value(name: str, value, lo: float, hi: float, hint: str = ""):
     if not all(math.isfinite(v) and lo <= v <= hi for v in vals):
         raise ValueError(f"{name} must lie in [{lo}, {hi}], got {value!r}{hint}")
     return vals if len(vals) == 2 else vals[0]
+
+
+def _check_kinds(names, what: str) -> None:
+    """Refuse names that are not diagnostic kinds. Imports :mod:`surrogates.diagnostics` (and torch)
+    only when there is a name to check that is not a default kind, so a config without
+    diagnostics stays cheap."""
+    names = [n for n in names if n not in DEFAULT_DIAGNOSTIC_WEIGHTS] if what == "diagnostic_weights" else list(names)
+    if not names:
+        return
+    from surrogates.diagnostics import KINDS
+
+    bad = [n for n in names if n not in KINDS]
+    if bad:
+        raise ValueError(f"unknown diagnostic kind(s) {bad} in {what}; valid kinds are: {', '.join(KINDS)}")
+
+
+def _diagnostic_kinds(value) -> tuple[str, ...]:
+    """``diagnostics`` as a tuple of distinct kind names (from a tuple, a list, None or ``"a,b"``)."""
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        value = [v.strip() for v in value.split(",") if v.strip()]
+    try:
+        kinds = tuple(value)
+    except TypeError:
+        raise ValueError(f"diagnostics must be a list of diagnostic kinds, got {value!r}") from None
+    if not all(isinstance(k, str) for k in kinds):
+        raise ValueError(f"diagnostics must be a list of diagnostic kind names (strings), got {value!r}")
+    if len(set(kinds)) != len(kinds):
+        raise ValueError(f"diagnostics lists a kind twice: {list(kinds)}; to weigh a term more, use diagnostic_weights")
+    _check_kinds(kinds, "diagnostics")
+    return kinds
+
+
+def _diagnostic_weights(value) -> dict[str, float]:
+    """``diagnostic_weights`` merged over the defaults, each a finite number >= 0."""
+    if value is None:
+        value = {}
+    if not isinstance(value, dict):
+        raise ValueError(f"diagnostic_weights must be a mapping kind -> weight, got {value!r}")
+    _check_kinds(value, "diagnostic_weights")
+    out = dict(DEFAULT_DIAGNOSTIC_WEIGHTS)
+    for kind, w in value.items():
+        try:
+            w = float(w)
+        except (TypeError, ValueError):
+            raise ValueError(f"diagnostic_weights[{kind!r}] must be a number, got {w!r}") from None
+        if not (math.isfinite(w) and w >= 0.0):
+            raise ValueError(f"diagnostic_weights[{kind!r}] must be a finite number >= 0 (a penalty weight), got {w!r}")
+        out[kind] = w
+    return out
 
 
 def obs_to_physical(obs, config: ChargingConfig) -> dict[str, np.ndarray]:

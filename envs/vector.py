@@ -13,6 +13,10 @@ of :mod:`envs.charging`. What the VecEnv adds is SB3's protocol:
   ``FastChargeEnv`` reset with ``seed=seed + i`` (then reset without a seed) would do;
 * ``set_options({"soc_start": s, "ambient_temperature": T})`` fixes the next reset's start state.
 
+With ``diagnostics`` the N cells' histories live in one :class:`envs.diagnostic_terms.DiagnosticTerms`:
+finished cells' rows are refilled with their rest state at the auto-reset, and each kind scores
+all N windows in one call per step.
+
 Torch runs under ``no_grad`` (inside :class:`~surrogates.surrogate.Surrogate`) on ``device``
 (``"cuda"`` for a GPU).
 """
@@ -40,6 +44,7 @@ from envs.charging import (
     sample_start,
 )
 from envs.config import ChargingConfig
+from envs.diagnostic_terms import DiagnosticTerms
 
 
 class SurrogateVecEnv(VecEnv):
@@ -54,7 +59,7 @@ class SurrogateVecEnv(VecEnv):
         **env_kwargs: any field of :class:`envs.config.ChargingConfig`.
 
     Attributes readable through ``get_attr`` (the same for every cell): ``config``, ``surrogate``,
-    ``render_mode``, and the per-cell ``soc``, ``steps``, ``ambient_temperature``, ``np_random``.
+    ``diagnostic_terms``, ``render_mode``, and the per-cell ``soc``, ``steps``, ``ambient_temperature``, ``np_random``.
     """
 
     _PER_CELL = ("soc", "steps", "ambient_temperature", "np_random")
@@ -71,6 +76,8 @@ class SurrogateVecEnv(VecEnv):
         self.surrogate = resolve_surrogate(surrogate, chemistry, device)
         self.surrogate._check_dt(self.config.dt)
         self._state_kwargs = surrogate_state_kwargs(self.surrogate, self.config.max_steps)
+        self.diagnostic_terms = DiagnosticTerms(self.config, n, device=device) if self.config.diagnostics else None
+        """The learned-diagnostic reward terms of the N cells, or None."""
         self.render_mode = None
         self._rngs: list[np.random.Generator | None] = [None] * n
         self._state = None
@@ -109,6 +116,8 @@ class SurrogateVecEnv(VecEnv):
         self._ambient[rows] = amb
         self._c_rate[rows] = 0.0
         self._steps[rows] = 0
+        if self.diagnostic_terms is not None:
+            self.diagnostic_terms.reset_rows(rows, self._channels["voltage"][rows], self._channels["temperature"][rows])
 
     def reset(self) -> VecEnvObs:
         """Reset every cell (pending seeds and options apply); the observations ``[N, 6]``."""
@@ -135,9 +144,14 @@ class SurrogateVecEnv(VecEnv):
         self._channels = {k: np.array(v) for k, v in out.items()}  # own copies: resets write rows in place
         self._c_rate = c_rate
         self._steps = self._steps + 1
-        reward, terminated, truncated, terms = evaluate_step(self._channels, soc_prev, self._steps, cfg)
+        scores = diag_terms = None
+        if self.diagnostic_terms is not None:
+            scores, diag_terms = self.diagnostic_terms.step(0.0 - c_rate * cfg.one_c, self._channels["voltage"],
+                                                       self._channels["temperature"])
+        reward, terminated, truncated, terms = evaluate_step(self._channels, soc_prev, self._steps, cfg,
+                                                             diagnostics=diag_terms)
         obs = observe(self._channels, c_rate, self._steps, self._ambient, cfg)
-        infos = make_infos(self._channels, c_rate, self._steps, self._ambient, cfg, terms)
+        infos = make_infos(self._channels, c_rate, self._steps, self._ambient, cfg, terms, scores)
         dones = terminated | truncated
         time_limit = (truncated & ~terminated).tolist()
         for info, tl in zip(infos, time_limit):
@@ -197,6 +211,9 @@ class SurrogateVecEnv(VecEnv):
         elif attr_name in ChargingConfig.field_names():
             if len(idx) != self.num_envs:
                 raise ValueError(f"{attr_name!r} is shared by every cell of a SurrogateVecEnv; set it for all of them")
+            if attr_name == "diagnostics":
+                raise ValueError("diagnostics are loaded when the SurrogateVecEnv is made; make a new one to change "
+                                 "them (diagnostic_weights can be set)")
             setattr(self.config, attr_name, value)
             self.config.__post_init__()
         elif attr_name in self._PER_CELL:

@@ -52,9 +52,13 @@ class AgentConfig:
     surrogate's few-mV / few-0.1-K error does not turn into violations on the DFN. The final
     replay judges the policy against the env's own limits."""
     train_env: dict = field(default_factory=lambda: {"w_time": 0.1, "w_voltage": 100.0, "w_temperature": 5.0,
-                                                     "w_plating": 100.0})
+                                                     "w_plating": 100.0, "diagnostics": ["plating", "degradation"],
+                                                     "diagnostic_weights": {"plating": 1.0, "degradation": 1.0}})
     """Training env only: reward weights (the defaults make a faster charge worth more than
-    the env's defaults do, and a violation of the tightened limits cost more)."""
+    the env's defaults do, and a violation of the tightened limits cost more) and the learned
+    diagnostics the agent pays for: the plating detector's probability (1 per interval at
+    probability 1) and the degradation estimator's capacity loss (1 per mA.h), both from what a
+    BMS measures (``experiments/ablate_diagnostics.py`` measures what they buy on the DFN)."""
     env: dict = field(default_factory=dict)
     """Keyword arguments of every env (training, evaluation, DFN replay), e.g. {c_max: 4.0}."""
     eval_freq: int = 20000
@@ -104,8 +108,18 @@ def training_env_kwargs(cfg: AgentConfig) -> dict:
         raise ValueError(f"unknown safety_margins {sorted(unknown)}; valid: voltage [V], temperature [K], plating [V]")
     base = ChargingConfig(chemistry=cfg.chemistry, **cfg.env)
     m = cfg.safety_margins
+    train_env = dict(cfg.train_env)
+    if train_env.get("diagnostics"):
+        from surrogates.diagnostics import checkpoint_path
+
+        missing = [k for k in train_env["diagnostics"] if not checkpoint_path(cfg.chemistry, k).exists()]
+        if missing:  # the default run must work for every chemistry; say loudly what it trains without
+            print(f"WARNING: no shipped {cfg.chemistry} diagnostic(s) {', '.join(missing)}: training without their "
+                  f"reward terms. Train them with `python experiments/train_diagnostics.py --kind KIND "
+                  f"--chemistry {cfg.chemistry} --ship`.")
+            train_env["diagnostics"] = [k for k in train_env["diagnostics"] if k not in missing]
     return {**cfg.env, "v_max": base.v_max - m.get("voltage", 0.0), "t_max": base.t_max - m.get("temperature", 0.0),
-            "plating_limit": base.plating_limit + m.get("plating", 0.0), **cfg.train_env}
+            "plating_limit": base.plating_limit + m.get("plating", 0.0), **train_env}
 
 
 def main(argv=None) -> dict:

@@ -50,7 +50,11 @@ class Normalizer:
         return cls(mean=mean, std=std)
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        """Windows ``[B, W, 3]`` in SI units -> standardised float32."""
+        """Windows ``[B, W, 3]`` in SI units -> standardised float32 (float32 arithmetic for float32 input:
+        the env scores N windows every step)."""
+        x = np.asarray(x)
+        if x.dtype == np.float32:
+            return (x - self.mean.astype(np.float32)) / self.std.astype(np.float32)
         return ((x - self.mean) / self.std).astype(np.float32)
 
     def to_dict(self) -> dict:

@@ -9,7 +9,7 @@ import torch
 from stable_baselines3.common.vec_env import VecEnv, VecMonitor
 
 import envs  # noqa: F401  (registers the id)
-from envs.charging import INFO_KEYS
+from envs.charging import info_keys
 from envs.vector import SurrogateVecEnv
 
 ID = "cellgym/FastCharge-v0"
@@ -18,11 +18,14 @@ ID = "cellgym/FastCharge-v0"
 KW = dict(soc_start=(0.6, 0.75), soc_target=0.8, time_limit=150.0)
 
 
-@pytest.mark.parametrize("arch", ["mamba", "transformer", "jepa"])
-def test_vecenv_equals_n_single_envs_stepped_with_the_same_actions(tiny_checkpoints, arch):
+@pytest.mark.parametrize("arch, diagnostics", [("mamba", ()), ("transformer", ()), ("jepa", ()),
+                                               ("mamba", ("plating", "ood"))])
+def test_vecenv_equals_n_single_envs_stepped_with_the_same_actions(tiny_checkpoints, arch, diagnostics):
     n, seed = 5, 10
-    venv = SurrogateVecEnv(n, surrogate=str(tiny_checkpoints[arch]), seed=seed, **KW)
-    singles = [gym.make(ID, surrogate=venv.surrogate, **KW) for _ in range(n)]
+    kw = dict(KW, diagnostics=diagnostics)
+    venv = SurrogateVecEnv(n, surrogate=str(tiny_checkpoints[arch]), seed=seed, **kw)
+    singles = [gym.make(ID, surrogate=venv.surrogate, **kw) for _ in range(n)]
+    keys = info_keys(venv.config)  # INFO_KEYS, plus diag_<kind> and reward_diag_<kind>
     obs = venv.reset()
     single_obs = np.stack([e.reset(seed=seed + i)[0] for i, e in enumerate(singles)])
     np.testing.assert_array_equal(obs, single_obs)
@@ -38,11 +41,12 @@ def test_vecenv_equals_n_single_envs_stepped_with_the_same_actions(tiny_checkpoi
             s_obs, s_rew, term, trunc, s_info = e.step(actions[i])
             assert dones[i] == (term or trunc)
             assert infos[i]["TimeLimit.truncated"] == (trunc and not term)
-            for k in INFO_KEYS:
+            for k in keys:
                 if isinstance(s_info[k], bool):
                     assert infos[i][k] == s_info[k], k
                 else:
-                    assert infos[i][k] == pytest.approx(s_info[k], rel=1e-6, abs=1e-6), k
+                    rel = 1e-5 if "diag_" in k else 1e-6  # diagnostics: float32 inference, batch of 5 vs 1
+                    assert infos[i][k] == pytest.approx(s_info[k], rel=rel, abs=1e-6), k
             assert rewards[i] == pytest.approx(s_rew, rel=1e-5, abs=1e-6)
             if term or trunc:
                 finished["target" if s_info["reached_target"] else "time"] += 1
@@ -144,4 +148,9 @@ def test_benchmark_helpers_run_and_restore_what_they_patch(tiny_checkpoint):
     parts = bench.profile_vecenv(venv, 20)
     assert parts["total"] > 0 and parts["resets"] > 0 and parts["model.step (torch forward)"] > 0
     assert "step" not in vars(venv.surrogate) and "_restart" not in vars(venv)  # patches undone
+    dvenv = SurrogateVecEnv(8, surrogate=str(tiny_checkpoint), seed=0, diagnostics=("plating",), **KW)
+    assert bench.time_vecenv(dvenv, 5) > 0
+    parts = bench.profile_vecenv(dvenv, 5)
+    assert parts["diagnostic plating (score_windows)"] > 0 and "diagnostics rest (history, terms)" in parts
+    assert "step" not in vars(dvenv.diagnostic_terms) and "score_windows" not in vars(dvenv.diagnostic_terms.models["plating"])
     assert bench.time_surrogate_step(venv.surrogate, 8, 5) > 0

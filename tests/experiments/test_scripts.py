@@ -42,7 +42,8 @@ def test_train_agent_writes_every_artefact(agent_run):
     ea = EventAccumulator(str(runs[0]))
     ea.Reload()
     scalars = ea.Tags()["scalars"]
-    for tag in ("charts/violations", "charts/plating_margin_min", "charts/reward_plating", "eval/mean_reward"):
+    for tag in ("charts/violations", "charts/plating_margin_min", "charts/reward_plating", "eval/mean_reward",
+                "charts/diag_plating", "charts/reward_diag_degradation"):  # the default agent pays for diagnostics
         assert tag in scalars, tag
     assert "eval/charging_profile" in ea.Tags()["images"]
     policies = {r["policy"] for r in report["rows"]}
@@ -103,3 +104,27 @@ def test_train_agent_off_policy_algorithms(algo, tmp_path):
         "--threads", "1", "--progress", "false", "--out", str(tmp_path / algo),
     ])
     assert (tmp_path / algo / "policy.zip").exists() and report["rows"][0]["policy"] == f"agent ({algo.upper()})"
+
+
+def test_ablate_diagnostics_trains_both_variants_and_judges_them_on_the_degrading_dfn(tmp_path):
+    args = ["--agent", "{total_timesteps: 512, n_envs: 4, eval_freq: 256, eval_episodes: 1, "
+            "hyperparams: {n_steps: 64, batch_size: 128, n_epochs: 1}}",
+            "--starts", "[[0.72, 298.15]]", "--out", str(tmp_path), "--threads", "1", "--progress", "false"]
+    report = _script("ablate_diagnostics").main(args)
+    assert set(report["train_minutes"]) == {"without diagnostics", "with diagnostics"}
+    rows = {r["policy"]: r for r in report["rows"]}
+    assert set(rows) == {"without diagnostics", "with diagnostics", "CC-CV 1C (reference)"}
+    for r in rows.values():  # every replay ran on the DFN with its degradation submodels
+        assert r["capacity_lost_mAh"] > 0 and r["estimated_capacity_lost_mAh"] > 0
+    assert rows["CC-CV 1C (reference)"]["reached_target"]
+    assert (tmp_path / "ablation.md").exists() and (tmp_path / "ablation.json").exists()
+    saved = __import__("yaml").safe_load((tmp_path / "with-diagnostics" / "config.yml").read_text())
+    assert saved["train_env_kwargs"]["diagnostics"] == ["plating", "degradation"]
+    assert _script("ablate_diagnostics").main(args)["train_minutes"] == {}  # finished variants are reused
+
+
+def test_train_agent_drops_diagnostics_a_chemistry_does_not_ship(capsys):
+    mod = _script("train_agent")
+    kwargs = mod.training_env_kwargs(mod.AgentConfig(chemistry="lfp"))
+    assert kwargs["diagnostics"] == [] and "no shipped lfp diagnostic(s) plating, degradation" in capsys.readouterr().out
+    assert mod.training_env_kwargs(mod.AgentConfig())["diagnostics"] == ["plating", "degradation"]
