@@ -15,7 +15,11 @@ the one place the mapping lives)::
 
     reward_diag_plating     = -w * p                  p: probability that plating was possible in the window
     reward_diag_ood         = -w * max(0, s - 1)      s: OOD score, >= 1 out of distribution
-    reward_diag_degradation = -w * 1000 * q           q: capacity lost in interval k [A.h] (so w per mA.h)
+    reward_diag_degradation = -w * 1000 * max(0, q)   q: capacity lost in interval k [A.h] (so w per mA.h)
+
+The degradation term never pays: the DFN's plated lithium partly strips back in a rest, so the
+estimator learned small negative losses for some rests, and an agent must not earn reward by
+resting where no lithium was plated.
 
 and ``info`` reports ``diag_<kind>`` (the score) and ``reward_diag_<kind>`` (the term).
 
@@ -44,7 +48,7 @@ import numpy as np
 PENALTIES: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "plating": lambda score: score,                            # probability in [0, 1]
     "ood": lambda score: np.maximum(score - 1.0, 0.0),         # excess over the calibrated threshold
-    "degradation": lambda score: 1000.0 * score,                # A.h -> mA.h lost in the interval
+    "degradation": lambda score: 1000.0 * np.maximum(score, 0.0),  # A.h -> mA.h lost in the interval
 }
 """Kind -> penalty (>= 0) of a score; the reward term is ``-weight * penalty``."""
 SCORE_BATCH = 512

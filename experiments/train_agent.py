@@ -5,6 +5,10 @@
     python experiments/train_agent.py --config my_run.yml --out runs/agents/my_run
     tensorboard --logdir runs
 
+The training env charges for what the learned diagnostics see in the BMS signals (plating
+detector and degradation estimator, ``AgentConfig.train_env``); the replay judges the policy by
+physics alone. ``experiments/ablate_diagnostics.py`` trains with and without those terms.
+
 Top to bottom: config -> vectorised surrogate env -> agent (hyperparameters from
 agents/hyperparams/<algo>.yml, keyed by env id) -> learn with a progress bar, TensorBoard logs
 and an EvalCallback that keeps the best policy -> save -> replay on PyBaMM's DFN next to CC-CV
@@ -53,11 +57,11 @@ class AgentConfig:
     replay judges the policy against the env's own limits."""
     train_env: dict = field(default_factory=lambda: {"w_time": 0.1, "w_voltage": 100.0, "w_temperature": 5.0,
                                                      "w_plating": 100.0, "diagnostics": ["plating", "degradation"],
-                                                     "diagnostic_weights": {"plating": 1.0, "degradation": 1.0}})
+                                                     "diagnostic_weights": {"plating": 1.0, "degradation": 0.2}})
     """Training env only: reward weights (the defaults make a faster charge worth more than
     the env's defaults do, and a violation of the tightened limits cost more) and the learned
     diagnostics the agent pays for: the plating detector's probability (1 per interval at
-    probability 1) and the degradation estimator's capacity loss (1 per mA.h), both from what a
+    probability 1) and the degradation estimator's capacity loss (0.2 per mA.h), both from what a
     BMS measures (``experiments/ablate_diagnostics.py`` measures what they buy on the DFN)."""
     env: dict = field(default_factory=dict)
     """Keyword arguments of every env (training, evaluation, DFN replay), e.g. {c_max: 4.0}."""

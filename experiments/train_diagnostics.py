@@ -54,7 +54,7 @@ def reproduce_args(config: dict) -> list[str]:
         if key in ("kind", "chemistry", "data", "progress", "resume") or value == defaults.get(key):
             continue
         text = json.dumps(value) if isinstance(value, (list, dict)) else str(value).lower() if isinstance(value, bool) else str(value)
-        args += ["--" + key.replace("_", "-"), f"'{text}'" if isinstance(value, (list, dict)) else text]
+        args += ["--" + key.replace("_", "-"), f"'{text}'" if isinstance(value, (list, dict)) or text == "" else text]
     return args
 
 
@@ -96,7 +96,7 @@ Trained {meta['train_minutes']:.1f} min ({meta['epochs_run']} epochs; {meta['mac
 
 Data: `{d['path']}` fingerprint `{d['fingerprint']}`: {d['sequences']} sequences (dataset seed {d['dataset_seed']},
 {d['parameter_set']}, PyBaMM {d['pybamm_version']}), {d['train_sequences']} for training ({d['train_windows']} windows);
-protocol family `{d['holdout_family']}` held out of training (the surrogates' split).
+{f"protocol family `{d['holdout_family']}` held out of training (the surrogates' split)" if d['holdout_family'] else "no protocol family held out; test = held-out charges"}.
 
 | split | {' | '.join(cols)} |
 |---|{'---|' * len(cols)}

@@ -169,6 +169,19 @@ def speed(diag, batch: int, repeats: int = 20) -> float:
     return float(np.median(times))
 
 
+def stream_speed(diag, batch: int, repeats: int = 50) -> float:
+    """Median wall seconds of one ``stream_step`` for ``batch`` cells (the degradation estimator in the env)."""
+    m = diag.normalizer.mean
+    state = diag.stream_init(np.full(batch, m[1]), np.full(batch, m[2]))
+    cur, volt, temp = (np.full(batch, m[i]) for i in range(3))
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        diag.stream_step(state, cur, volt, temp)
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times))
+
+
 def _table(results: dict, cols: list[str]) -> str:
     head = "| set | " + " | ".join(cols) + " |\n|---|" + "---|" * len(cols) + "\n"
     fmt = lambda v: "" if v is None else (f"{v:.4f}" if isinstance(v, float) else str(v))  # noqa: E731
@@ -209,8 +222,10 @@ def main(argv=None) -> dict:
                     res[name]["auroc_vs_test"] = separation(res[name], res["test"])
         res = {k: public(v) for k, v in res.items()}
         sec = speed(diag, args.speed_batch)
+        stream_sec = stream_speed(diag, args.speed_batch) if diag.streams else None
         report[kind] = {"checkpoint": diag.source, "version": diag.version, "threshold": diag.threshold,
-                        "data": note, "metrics": res, f"score_seconds_batch_{args.speed_batch}": sec}
+                        "data": note, "metrics": res, f"score_seconds_batch_{args.speed_batch}": sec,
+                        f"stream_step_seconds_batch_{args.speed_batch}": stream_sec}
         # -- print
         if kind == "plating":
             cols = ["windows", "window_positive_fraction", "window_auroc", "window_f1", "window_precision", "window_recall",
@@ -230,7 +245,9 @@ def main(argv=None) -> dict:
                      f">= 1 (threshold {diag.threshold:.4g}: {diag.threshold_info.get('rule', '')}). `test` flagged = false-"
                      "positive rate; the others = detection rate.")
         text = (f"{title}\n\nData: {note}.\n\n{_table(res, cols)}\n\nOne `score` call on {args.speed_batch} windows: "
-                f"{sec * 1e3:.2f} ms ({torch.get_num_threads()} torch thread(s)).\n")
+                f"{sec * 1e3:.2f} ms ({torch.get_num_threads()} torch thread(s))"
+                + (f"; one `stream_step` of {args.speed_batch} cells (what the env pays per interval): "
+                   f"{stream_sec * 1e3:.2f} ms" if stream_sec is not None else "") + ".\n")
         print(text)
         md.append(text)
 

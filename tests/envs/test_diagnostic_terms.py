@@ -63,7 +63,7 @@ class FakeDiagnostic:
 def test_config_validates_and_normalises_diagnostics():
     cfg = ChargingConfig(diagnostics=["plating", "ood"], diagnostic_weights={"plating": 2})
     assert cfg.diagnostics == ("plating", "ood")
-    assert cfg.diagnostic_weights == {"plating": 2.0, "ood": 1.0, "degradation": 1.0}  # the rest are defaults
+    assert cfg.diagnostic_weights == {"plating": 2.0, "ood": 1.0, "degradation": 0.2}  # the rest are defaults
     assert ChargingConfig(diagnostics="plating, ood").diagnostics == ("plating", "ood")  # CLI-style string
     assert ChargingConfig().diagnostics == () and ChargingConfig(diagnostics=None).diagnostics == ()
     json.dumps(cfg.to_dict())  # serialisable
@@ -104,7 +104,7 @@ def test_penalty_mapping():
     s = np.array([0.0, 0.5, 1.0, 2.5])
     np.testing.assert_array_equal(penalty("plating", s), s)
     np.testing.assert_array_equal(penalty("ood", s), [0.0, 0.0, 0.0, 1.5])
-    np.testing.assert_array_equal(penalty("degradation", np.array([0.0, 2e-6])), [0.0, 2e-3])  # A.h -> mA.h
+    np.testing.assert_array_equal(penalty("degradation", np.array([0.0, 2e-6, -1e-6])), [0.0, 2e-3, 0.0])  # mA.h, never paid
     with pytest.raises(ValueError, match="PENALTIES"):
         penalty("corrosion", s)
 
