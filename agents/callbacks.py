@@ -9,6 +9,8 @@ Tags (CleanRL-style namespaces):
 * ``charts/<reward term>``        mean per interval of each reward component (``reward_time``...,
                                   ``reward_diag_<kind>`` with diagnostic terms)
 * ``charts/diag_<kind>``          mean per interval of each learned diagnostic's score
+* ``charts/diagnostic_weight_scale`` the training env's diagnostic weights over their full values
+  (:class:`DiagnosticWarmupCallback`)
 * ``eval/charging_profile``       C-rate, V, T and plating margin of one deterministic charge
 * ``eval/profile_charge_time_min`` its charge time [min]
 """
@@ -75,6 +77,34 @@ class ChargeStatsCallback(BaseCallback):
                 self.logger.record(f"charts/{k}", float(np.mean(v)))
         self._episodes = []
         self._terms = {k: [] for k in REWARD_TERMS}
+
+
+class DiagnosticWarmupCallback(BaseCallback):
+    """Ramp the training env's learned-diagnostic weights linearly from 0 to ``weights`` over the first
+    ``warmup_steps`` environment steps (set at the start of every rollout).
+
+    The agent first learns to charge under the physics penalties, then pays for what the
+    diagnostics see. With the full weights from the first step, PPO's early, plating-heavy
+    charges cost so much that some seeds learned to rest: the action saturates at "rest" and
+    exploration never comes back. The evaluation env keeps the full weights, so the best policy
+    is chosen against the final reward.
+    """
+
+    def __init__(self, weights: dict[str, float], warmup_steps: int, verbose: int = 0):
+        super().__init__(verbose)
+        self.weights = dict(weights)
+        self.warmup_steps = int(warmup_steps)
+
+    def scale(self) -> float:
+        return 1.0 if self.warmup_steps <= 0 else min(1.0, self.num_timesteps / self.warmup_steps)
+
+    def _on_rollout_start(self) -> None:
+        s = self.scale()
+        self.training_env.set_attr("diagnostic_weights", {k: w * s for k, w in self.weights.items()})
+        self.logger.record("charts/diagnostic_weight_scale", s)
+
+    def _on_step(self) -> bool:
+        return True
 
 
 class ProfileFigureCallback(BaseCallback):

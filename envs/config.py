@@ -53,14 +53,15 @@ OBS_BOUND = 5.0
 """Every observation feature is clipped to [-OBS_BOUND, OBS_BOUND] (finite Box bounds)."""
 OBS_NAMES: tuple[str, ...] = ("voltage", "c_rate", "temperature", "soc", "elapsed", "ambient_temperature")
 """Observation features, in order."""
-DEFAULT_DIAGNOSTIC_WEIGHTS: dict[str, float] = {"plating": 1.0, "ood": 1.0, "degradation": 0.2}
+DEFAULT_DIAGNOSTIC_WEIGHTS: dict[str, float] = {"plating": 0.2, "ood": 1.0, "degradation": 0.1}
 """Default weight of each learned-diagnostic reward term (units: see ``ChargingConfig.diagnostic_weights``).
 
-Degradation: a 10 -> 80 % charge of the nmc cell loses 15-30 mA.h of lithium inventory in the
-DFN's degradation model, 0.07-0.2 mA.h per 10 s interval at 1-2C, while the progress reward of
-such an interval is 0.03-0.06 (``w_progress`` 10). At 0.2 per mA.h charging still pays on every
-interval; at 1 per mA.h resting pays more than charging interval by interval, and a PPO agent
-learned not to charge at all (experiments/ablate_diagnostics.py)."""
+Small on purpose. A 10 -> 80 % charge of the nmc cell loses 15-30 mA.h of lithium inventory in
+the DFN's degradation model, 0.07-0.2 mA.h per 10 s interval at 1-2C, while the progress reward
+of such an interval is 0.03-0.06 (``w_progress`` 10); and the plating detector's probability
+stays high for a whole window (32 intervals) after plating. With plating 1 and degradation 1 or
+0.2 per mA.h, resting paid more than charging interval by interval, and PPO learned not to charge
+at all (its action saturates at "rest" and exploration dies; experiments/ablate_diagnostics.py)."""
 
 
 @dataclass

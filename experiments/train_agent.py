@@ -57,12 +57,15 @@ class AgentConfig:
     replay judges the policy against the env's own limits."""
     train_env: dict = field(default_factory=lambda: {"w_time": 0.1, "w_voltage": 100.0, "w_temperature": 5.0,
                                                      "w_plating": 100.0, "diagnostics": ["plating", "degradation"],
-                                                     "diagnostic_weights": {"plating": 1.0, "degradation": 0.2}})
+                                                     "diagnostic_weights": {"plating": 0.2, "degradation": 0.1}})
     """Training env only: reward weights (the defaults make a faster charge worth more than
     the env's defaults do, and a violation of the tightened limits cost more) and the learned
-    diagnostics the agent pays for: the plating detector's probability (1 per interval at
-    probability 1) and the degradation estimator's capacity loss (0.2 per mA.h), both from what a
+    diagnostics the agent pays for: the plating detector's probability (0.2 per interval at
+    probability 1) and the degradation estimator's capacity loss (0.1 per mA.h), both from what a
     BMS measures (``experiments/ablate_diagnostics.py`` measures what they buy on the DFN)."""
+    diagnostic_warmup: float = 0.3
+    """Share of the training over which the training env's diagnostic weights ramp from 0 to their
+    values (agents.callbacks.DiagnosticWarmupCallback); 0: full weights from the start."""
     env: dict = field(default_factory=dict)
     """Keyword arguments of every env (training, evaluation, DFN replay), e.g. {c_max: 4.0}."""
     eval_freq: int = 20000
@@ -141,8 +144,9 @@ def run(cfg: AgentConfig, replay: bool = True) -> dict:
     from stable_baselines3.common.noise import NormalActionNoise
     from stable_baselines3.common.vec_env import VecMonitor
 
-    from agents.callbacks import ChargeStatsCallback, ProfileFigureCallback
+    from agents.callbacks import ChargeStatsCallback, DiagnosticWarmupCallback, ProfileFigureCallback
     from agents.evaluation import Start, evaluate_policy_on_backend
+    from envs.config import ChargingConfig
     from envs.vector import SurrogateVecEnv
 
     if cfg.threads:
@@ -188,8 +192,12 @@ def run(cfg: AgentConfig, replay: bool = True) -> dict:
                            best_model_save_path=str(run_dir), log_path=str(run_dir / "eval"), deterministic=True,
                            callback_after_eval=profile, verbose=0)
     stats = ChargeStatsCallback(config_text=yaml.safe_dump(resolved, sort_keys=False))
+    callbacks = [stats, eval_cb]
+    if train_kwargs.get("diagnostics") and cfg.diagnostic_warmup > 0:
+        weights = ChargingConfig(chemistry=cfg.chemistry, **train_kwargs).diagnostic_weights
+        callbacks.append(DiagnosticWarmupCallback(weights, int(cfg.diagnostic_warmup * total)))
     t0 = time.perf_counter()
-    model.learn(total_timesteps=total, callback=[stats, eval_cb], progress_bar=cfg.progress,
+    model.learn(total_timesteps=total, callback=callbacks, progress_bar=cfg.progress,
                 tb_log_name=f"{cfg.algo}-{cfg.chemistry}")
     train_minutes = (time.perf_counter() - t0) / 60
 
