@@ -120,3 +120,26 @@ def test_baselines_drive_the_vecenv(tiny_checkpoint):
         phys = obs_to_physical(obs, venv.config)
         assert np.all(phys["soc"] < 0.8 + 1e-6)  # finished cells restart below the target
     assert reached.all()
+
+
+def test_diagnostic_warmup_ramps_the_training_env_weights():
+    """Diagnostic weights grow linearly from 0 over the warm-up, set on every cell of the VecEnv."""
+    from agents.callbacks import DiagnosticWarmupCallback
+    from envs.vector import SurrogateVecEnv
+
+    venv = SurrogateVecEnv(2, diagnostics=("plating",), diagnostic_weights={"plating": 0.5})
+    cb = DiagnosticWarmupCallback({"plating": 0.5}, warmup_steps=100)
+
+    class _Model:  # what BaseCallback reads
+        num_timesteps = 0
+
+        def get_env(self):
+            return venv
+
+        logger = type("L", (), {"record": staticmethod(lambda *a, **k: None)})()
+
+    cb.init_callback(_Model())
+    for t, expected in ((0, 0.0), (25, 0.125), (100, 0.5), (400, 0.5)):
+        cb.model.num_timesteps = cb.num_timesteps = t
+        cb.on_rollout_start()
+        assert venv.get_attr("diagnostic_weights")[0]["plating"] == pytest.approx(expected)

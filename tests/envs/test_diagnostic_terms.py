@@ -181,7 +181,7 @@ def test_hard_violation_intervals_are_scored_and_penalised(tiny_checkpoint):
 def test_weights_scale_the_terms_not_the_scores(tiny_checkpoint):
     actions = np.random.default_rng(0).uniform(-1, 1, 8)
     runs = [rollout(gym.make(ID, surrogate=str(tiny_checkpoint), diagnostics=DIAG, diagnostic_weights=w), actions, 3)
-            for w in ({}, {"plating": 2.5, "ood": 0.0})]
+            for w in ({"plating": 1.0}, {"plating": 2.5, "ood": 0.0})]
     for (*_, a), (*_, b) in zip(runs[0][1:], runs[1][1:]):
         assert a["diag_plating"] == b["diag_plating"] and a["diag_ood"] == b["diag_ood"]
         assert b["reward_diag_plating"] == pytest.approx(2.5 * a["reward_diag_plating"])
