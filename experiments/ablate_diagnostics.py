@@ -12,6 +12,13 @@ DFN, and the degradation estimator's own estimate of it -> ``<out>/ablation.md``
 
 A variant whose run folder already holds a policy trained with the same settings is not
 retrained, so an interrupted ablation resumes where it stopped.
+
+Variants are training-env settings, so other questions are one flag away; e.g. what the
+diagnostics buy when the reward cannot see the hidden plating margin (only what a BMS measures)::
+
+    python experiments/ablate_diagnostics.py --out runs/ablation-bms --variants \
+        '{"without diagnostics, no margin penalty": {"w_plating": 0.0, "diagnostics": []},
+          "with diagnostics, no margin penalty": {"w_plating": 0.0, "diagnostics": ["plating", "degradation"]}}'
 """
 
 from __future__ import annotations
