@@ -60,21 +60,28 @@ def _rows(obj, rows) -> SimpleNamespace:
     return SimpleNamespace(arrays={k: v[rows] for k, v in obj.arrays.items()}, lengths=np.asarray(obj.lengths)[rows])
 
 
+def diagnostic_split(path: Path, chemistry: str, meta: dict):
+    """The dataset in ``path`` and the split the diagnostic was trained with (its checkpoint's config)."""
+    from surrogates.data import open_dataset
+    from surrogates.diagnostics.train import DiagnosticConfig, load_split
+
+    ds = open_dataset(path, dt=meta.get("dt"), chemistry=chemistry)
+    splits, _ = load_split(DiagnosticConfig(**meta.get("config", {})), ds)
+    return ds, splits
+
+
 def held_out_sets(chemistry: str, data: str | None, meta: dict) -> tuple[dict, str]:
     """``{"val"?, "test", "holdout"}`` of the diagnostic's split, from the dataset folder or the shipped validation set."""
     from surrogates.data import open_dataset
     from surrogates.validate import VALIDATION_DIR, ValidationSet
 
     path = Path(data or f"data/{chemistry}")
-    cfg = meta.get("config", {})
     if (path / "dataset.json").exists():
-        ds = open_dataset(path, dt=meta.get("dt"), chemistry=chemistry)
-        split = ds.split(cfg.get("val_fraction", 0.1), cfg.get("test_fraction", 0.1), seed=cfg.get("seed", 0),
-                         holdout_family=cfg.get("holdout_family") or None, min_length=cfg.get("min_length", 2))
+        ds, splits = diagnostic_split(path, chemistry, meta)
         fp = meta.get("data", {}).get("fingerprint")
         note = f"`{path}` (fingerprint {ds.fingerprint()}"
         note += ", the diagnostic's training data)" if fp == ds.fingerprint() else f"; the diagnostic was trained on {fp}: numbers are not comparable)"
-        return {k: ds.subset(v) for k, v in split.items()}, note
+        return splits, note
     vs = ValidationSet(VALIDATION_DIR / f"{chemistry}.h5", chemistry=chemistry)
     print(f"{path} not found: using the shipped validation subset {VALIDATION_DIR / f'{chemistry}.h5'} "
           f"({len(vs)} sequences). For the full held-out sets generate the data: "
@@ -86,17 +93,14 @@ def held_out_sets(chemistry: str, data: str | None, meta: dict) -> tuple[dict, s
 def degradation_sets(chemistry: str, data: str | None, meta: dict, export: bool = False) -> tuple[dict, str]:
     """``{"test"}``: the held-out charges of the degradation estimator's split, from its dataset folder or
     the shipped set (``export`` writes the shipped set from the folder)."""
-    from surrogates.data import open_dataset
+    from surrogates.data import Dataset
     from surrogates.validate import VALIDATION_DIR
 
     path = Path(data or meta.get("data", {}).get("path") or f"data/{chemistry}-degradation")
     shipped = VALIDATION_DIR / f"{chemistry}-degradation.npz"
-    cfg = meta.get("config", {})
     if (path / "dataset.json").exists():
-        ds = open_dataset(path, dt=meta.get("dt"), chemistry=chemistry)
-        split = ds.split(cfg.get("val_fraction", 0.1), cfg.get("test_fraction", 0.1), seed=cfg.get("seed", 0),
-                         holdout_family=cfg.get("holdout_family") or None, min_length=cfg.get("min_length", 2))
-        test = ds.subset(split["test"])
+        ds, splits = diagnostic_split(path, chemistry, meta)
+        test = splits["test"]
         if export:
             L = int(test.lengths.max())
             np.savez_compressed(shipped, **{f"arrays/{k}": v[:, :L] for k, v in test.arrays.items()
@@ -116,20 +120,13 @@ def degradation_sets(chemistry: str, data: str | None, meta: dict, export: bool 
                          f"--out {path}`")
     z = np.load(shipped)
     meta_set = json.loads(str(z["meta"]))
-    arrays = {k.split("/", 1)[1]: z[k] for k in z.files if k.startswith("arrays/")}
-    test = SimpleNamespace(arrays=arrays, lengths=z["lengths"], initial={"soc": z["soc0"], "ambient_temperature": z["ambient"]},
-                           meta={"chemistry": meta_set["chemistry"]}, dt=meta_set["dt"])
-    print(f"{path} not found: using the shipped held-out charges {shipped} ({len(z['lengths'])} charges)")
-    return {"test": _Sized(test, len(z["lengths"]))}, f"shipped held-out charges `{shipped}` (from {meta_set['source']})"
-
-
-class _Sized(SimpleNamespace):
-    def __init__(self, ns, n):
-        super().__init__(**vars(ns))
-        self._n = n
-
-    def __len__(self):
-        return self._n
+    n = len(z["lengths"])
+    test = Dataset(arrays={k.split("/", 1)[1]: z[k] for k in z.files if k.startswith("arrays/")}, lengths=z["lengths"],
+                   initial={"soc": z["soc0"], "ambient_temperature": z["ambient"]}, families=z["families"],
+                   terminations=np.full(n, ""), specs=np.full(n, "{}"), indices=np.arange(n),
+                   meta={"chemistry": meta_set["chemistry"], "dt": meta_set["dt"]})
+    print(f"{path} not found: using the shipped held-out charges {shipped} ({n} charges)")
+    return {"test": test}, f"shipped held-out charges `{shipped}` (from {meta_set['source']})"
 
 
 def other_chemistry_sets(chemistry: str, folders: list[str] | None, dt: float) -> dict:

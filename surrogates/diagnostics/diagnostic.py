@@ -178,12 +178,8 @@ class Diagnostic:
     def stream_reset_rows(self, state: dict, rows, voltage, temperature) -> None:
         """Put cells ``rows`` back at rest (as :meth:`stream_init`), in place."""
         v = np.asarray(voltage, dtype=np.float64).reshape(-1)
-        idx = torch.as_tensor(np.flatnonzero(_mask(rows, self._n(state))))
-        self.model.reset_stream_rows(state, idx.to(self.device), self._standardise(np.zeros_like(v), v, temperature))
-
-    @staticmethod
-    def _n(state: dict) -> int:
-        return int(state["past"][0].shape[0])
+        rows = torch.as_tensor(np.asarray(rows)).to(self.device)  # indices or a boolean mask, as torch indexes
+        self.model.reset_stream_rows(state, rows, self._standardise(np.zeros_like(v), v, temperature))
 
     @torch.no_grad()
     def stream_step(self, state: dict, current, voltage, temperature) -> np.ndarray:
@@ -218,16 +214,6 @@ class Diagnostic:
         w = rest_padded_windows(dict(zip(("current", "voltage", "temperature"), arrs)), lengths, rest, amb, self.window)
         per_interval = self.raw_scores(w.x)
         return np.bincount(w.seq, weights=per_interval, minlength=n)
-
-
-def _mask(rows, n: int) -> np.ndarray:
-    """Cell indices or a boolean mask -> a boolean mask ``[n]``."""
-    rows = np.asarray(rows)
-    if rows.dtype == bool:
-        return rows.reshape(n)
-    m = np.zeros(n, dtype=bool)
-    m[rows.astype(np.int64)] = True
-    return m
 
 
 def load_diagnostic(kind: str, chemistry: str = "nmc", path: str | Path | None = None, version: str | None = None,

@@ -285,6 +285,12 @@ class _CausalBlock(nn.Module):
         a, b = self.conv(F.pad(h, (self.pad, 0))).chunk(2, dim=1)
         return h + self.proj(torch.tanh(a) * torch.sigmoid(b))  # gated residual, as in WaveNet
 
+    def step(self, past: torch.Tensor, now: torch.Tensor) -> torch.Tensor:
+        """:meth:`forward` at one position (kernel 2): inputs ``dilation`` intervals ago and now, ``(B, C)`` each."""
+        w = self.conv.weight
+        a, b = torch.addmm(F.linear(now, w[:, :, 1], self.conv.bias), past, w[:, :, 0].t()).chunk(2, dim=1)
+        return now + F.linear(torch.tanh(a) * torch.sigmoid(b), self.proj.weight[:, :, 0], self.proj.bias)
+
 
 class DegradationCNN(nn.Module):
     """Capacity lost in a window's last interval, from the window ``(B, W, 3)`` of standardised (I, V, T).
@@ -325,9 +331,7 @@ class DegradationCNN(nn.Module):
         past = []
         for block in self.blocks:
             past.append(h[:, None, :].expand(-1, block.conv.dilation[0], -1).contiguous())
-            # a constant input gives a constant output: both taps see h
-            a, b = F.linear(h, block.conv.weight.sum(dim=2), block.conv.bias).chunk(2, dim=1)
-            h = h + F.linear(torch.tanh(a) * torch.sigmoid(b), block.proj.weight[:, :, 0], block.proj.bias)
+            h = block.step(h, h)  # a constant input gives a constant output: both taps see h
         return {"past": past, "t": 0}
 
     def reset_stream_rows(self, state: dict, rows: torch.Tensor, x_rest: torch.Tensor) -> None:
@@ -349,11 +353,9 @@ class DegradationCNN(nn.Module):
         h = F.linear(x_t, self.inp.weight[:, :, 0], self.inp.bias)  # (B, C)
         for block, buf in zip(self.blocks, state["past"]):
             k = t % buf.shape[1]  # the slot holding the input of d intervals ago
-            w = block.conv.weight
-            z = torch.addmm(F.linear(h, w[:, :, 1], block.conv.bias), buf[:, k], w[:, :, 0].t())
-            a, b = z.chunk(2, dim=1)
+            out = block.step(buf[:, k], h)
             buf[:, k] = h
-            h = h + F.linear(torch.tanh(a) * torch.sigmoid(b), block.proj.weight[:, :, 0], block.proj.bias)
+            h = out
         state["t"] = t + 1
         return self.head(F.silu(h)).squeeze(-1) * self.scale
 
