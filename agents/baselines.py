@@ -1,6 +1,6 @@
 """Rule-based charging protocols that act through the env API, like an SB3 agent.
 
-Glossary (units as in :mod:`surrogates.channels`):
+Glossary (units as in :mod:`surrogates.common.channels`):
 
     c        charging C-rate [1/h]; c_prev the one applied during the last interval (in the observation)
     V        terminal voltage [V] at the end of the last interval (in the observation)

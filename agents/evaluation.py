@@ -1,6 +1,6 @@
 """Replay charging policies (agents and baselines) on one backend and compare them.
 
-Glossary (units as in :mod:`surrogates.channels`):
+Glossary (units as in :mod:`surrogates.common.channels`):
 
     charge time     minutes from the start SOC to the target SOC (NaN if never reached)
     violating step  an interval whose extremes break a limit: V_max > v_max, T_max > t_max,

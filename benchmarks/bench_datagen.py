@@ -17,9 +17,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from surrogates.data import open_dataset  # noqa: E402
-from surrogates.datagen import DatagenConfig, generate  # noqa: E402
-from surrogates.pybamm_reference import solve_piecewise  # noqa: E402
+from surrogates.data.dataset import open_dataset  # noqa: E402
+from surrogates.data.generate import DatagenConfig, generate  # noqa: E402
+from surrogates.physics.reference import solve_piecewise  # noqa: E402
 
 
 def naive(ds, chemistry: str, limit: int) -> tuple[float, float]:

@@ -18,8 +18,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from surrogates.dfn import DFNSimulator  # noqa: E402
-from surrogates.pybamm_reference import reference_parameters  # noqa: E402
+from surrogates.physics.dfn import DFNSimulator  # noqa: E402
+from surrogates.physics.reference import reference_parameters  # noqa: E402
 
 
 def time_steps(step, n: int) -> list[float]:

@@ -23,7 +23,7 @@ from typing import Protocol
 import numpy as np
 
 from envs.config import DEFAULT_SURROGATE
-from surrogates.channels import OUTPUT_CHANNELS
+from surrogates.common.channels import OUTPUT_CHANNELS
 
 
 class Backend(Protocol):
@@ -44,12 +44,12 @@ def resolve_surrogate(surrogate, chemistry: str, device: str = "cpu"):
     """A :class:`~surrogates.surrogate.Surrogate` from what a user passes as ``surrogate=``.
 
     * an architecture name (``"mamba"``, ``"transformer"``, ``"jepa"``): the checkpoint shipped
-      in ``surrogates/checkpoints/{chemistry}-{arch}.pt``;
+      in ``surrogates/models/checkpoints/{chemistry}-{arch}.pt``;
     * a path to a checkpoint file (its architecture is read from the file);
     * a ``Surrogate`` object, used as is (its chemistry must match).
     """
     from surrogates.models import ARCHITECTURES
-    from surrogates.surrogate import Surrogate, load_surrogate
+    from surrogates.models.surrogate import Surrogate, load_surrogate
 
     if isinstance(surrogate, Surrogate):
         if surrogate.chemistry != chemistry:
@@ -139,7 +139,7 @@ class PyBaMMBackend:
 
     def _simulator(self):
         if self.sim is None:
-            from surrogates.dfn import DFNSimulator
+            from surrogates.physics.dfn import DFNSimulator
 
             self.sim = DFNSimulator(self.chemistry, dt=self.dt, **self._kwargs)
         return self.sim
@@ -148,7 +148,7 @@ class PyBaMMBackend:
         return {k: float(v) for k, v in self._simulator().reset(soc, ambient_temperature).items()}
 
     def step(self, current: float) -> tuple[dict[str, float] | None, str | None]:
-        from surrogates.dfn import DFNError
+        from surrogates.physics.dfn import DFNError
 
         try:
             out = self._simulator().step(current)

@@ -1,6 +1,6 @@
 """``cellgym/FastCharge-v0``: charge one cell from a low SOC to a target as fast as physics allows.
 
-Glossary (units as in :mod:`surrogates.channels`; defaults in :class:`envs.config.ChargingConfig`):
+Glossary (units as in :mod:`surrogates.common.channels`; defaults in :class:`envs.config.ChargingConfig`):
 
     a        action in [-1, 1] (Box(-1, 1, (1,)), float32)
     c        charging C-rate [1/h] = (a + 1) / 2 * c_max, in [0, c_max]
@@ -80,7 +80,7 @@ INFO_CHANNELS: tuple[str, ...] = (
     "voltage_max", "temperature_max", "plating_margin_min", "elapsed", "ambient_temperature",
 )
 """Physical quantities in ``info``: ``current`` [A] (PyBaMM sign), ``c_rate`` [1/h], the
-channels of :mod:`surrogates.channels`, ``elapsed`` [s], ``ambient_temperature`` [K]."""
+channels of :mod:`surrogates.common.channels`, ``elapsed`` [s], ``ambient_temperature`` [K]."""
 INFO_KEYS: tuple[str, ...] = INFO_CHANNELS + REWARD_TERMS + FLAGS
 """``info`` keys of every env; :func:`info_keys` adds the diagnostics' (``diag_<kind>``, ``reward_diag_<kind>``)."""
 

@@ -1,6 +1,6 @@
 """Every default of the fast-charging task, in one dataclass, and the observation's units.
 
-Glossary (units as in :mod:`surrogates.channels`):
+Glossary (units as in :mod:`surrogates.common.channels`):
 
     c       charging C-rate [1/h], >= 0 (the action, in physical units)
     I       current [A], PyBaMM sign: I = -c * I_1C (negative = charge)
@@ -37,12 +37,12 @@ from dataclasses import asdict, dataclass, field, fields
 
 import numpy as np
 
-from surrogates.channels import DEFAULT_DT
-from surrogates.chemistry import get_chemistry
+from surrogates.common.channels import DEFAULT_DT
+from surrogates.physics.chemistry import get_chemistry
 
 DEFAULT_SURROGATE = "jepa"
 """The shipped surrogate architecture the env uses unless told otherwise: the most accurate
-against the DFN in validation (surrogates/checkpoints/*.md) and the cheapest to step."""
+against the DFN in validation (surrogates/models/checkpoints/*.md) and the cheapest to step."""
 T_REF = 298.15
 """Reference temperature of the observation [K] (25 C)."""
 T_SCALE = 15.0

@@ -1,6 +1,6 @@
 """Learned-diagnostic reward terms: score what a cell's BMS measured over its last intervals, every interval.
 
-Glossary (units as in :mod:`surrogates.channels`; the diagnostics are :mod:`surrogates.diagnostics`):
+Glossary (units as in :mod:`surrogates.common.channels`; the diagnostics are :mod:`surrogates.diagnostics`):
 
     N        cells (1 for :class:`envs.charging.FastChargeEnv`, ``num_envs`` for the VecEnv)
     W        a diagnostic's window [intervals]; W_max the longest among the env's diagnostics

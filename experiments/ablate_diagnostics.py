@@ -130,7 +130,7 @@ def markdown(rows: list[dict]) -> str:
 
 def main(argv=None) -> dict:
     # -- config
-    from surrogates.config import parse_config
+    from surrogates.common.cli import parse_config
 
     cfg, _ = parse_config(AblationConfig, argv, description=__doc__)
     import gymnasium as gym

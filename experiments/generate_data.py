@@ -18,8 +18,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from surrogates.config import parse_config  # noqa: E402
-from surrogates.datagen import DatagenConfig, generate  # noqa: E402
+from surrogates.common.cli import parse_config  # noqa: E402
+from surrogates.data.generate import DatagenConfig, generate  # noqa: E402
 
 
 def _extra(parser):
@@ -31,7 +31,7 @@ def _extra(parser):
 def main(argv=None) -> dict:
     # -- config
     config, args = parse_config(DatagenConfig, argv, description=__doc__, extra=_extra)
-    from surrogates.chemistry import get_chemistry
+    from surrogates.physics.chemistry import get_chemistry
 
     get_chemistry(config.chemistry)  # fail fast on a wrong name, before any work
     print(f"{config.num_sequences} {config.chemistry} sequences, dt={config.dt} s, seed={config.seed} -> {args.out}")

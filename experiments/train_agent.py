@@ -130,7 +130,7 @@ def training_env_kwargs(cfg: AgentConfig) -> dict:
 
 
 def main(argv=None) -> dict:
-    from surrogates.config import parse_config
+    from surrogates.common.cli import parse_config
 
     cfg, _ = parse_config(AgentConfig, argv, description=__doc__)
     return run(cfg)

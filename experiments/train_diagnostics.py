@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from surrogates.config import parse_config  # noqa: E402
+from surrogates.common.cli import parse_config  # noqa: E402
 from surrogates.diagnostics.train import DiagnosticConfig, train_diagnostic  # noqa: E402
 
 

@@ -6,7 +6,7 @@
 
 Writes runs/surrogates/<chemistry>-<arch>/ (best.pt, last.pt, config.json, history.json,
 TensorBoard events under tb/); rerunning the same command resumes. ``--ship`` copies the
-best checkpoint to surrogates/checkpoints/<chemistry>-<arch>.pt with a card beside it.
+best checkpoint to surrogates/models/checkpoints/<chemistry>-<arch>.pt with a card beside it.
 """
 
 from __future__ import annotations
@@ -18,13 +18,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from surrogates.config import parse_config  # noqa: E402
-from surrogates.train import TrainConfig, train  # noqa: E402
+from surrogates.common.cli import parse_config  # noqa: E402
+from surrogates.training.surrogate import TrainConfig, train  # noqa: E402
 
 
 def _extra(parser):
     parser.add_argument("--ship", action="store_true",
-                        help="copy the best checkpoint into surrogates/checkpoints/ with a card")
+                        help="copy the best checkpoint into surrogates/models/checkpoints/ with a card")
 
 
 def write_card(path: Path, meta: dict, argv: list[str]) -> None:
@@ -80,7 +80,7 @@ def main(argv=None) -> dict:
 
     # -- ship
     if args.ship and summary:
-        from surrogates.surrogate import checkpoint_path
+        from surrogates.models.surrogate import checkpoint_path
 
         dest = checkpoint_path(config.chemistry, config.arch)
         dest.parent.mkdir(parents=True, exist_ok=True)

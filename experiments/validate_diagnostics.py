@@ -62,7 +62,7 @@ def _rows(obj, rows) -> SimpleNamespace:
 
 def diagnostic_split(path: Path, chemistry: str, meta: dict):
     """The dataset in ``path`` and the split the diagnostic was trained with (its checkpoint's config)."""
-    from surrogates.data import open_dataset
+    from surrogates.data.dataset import open_dataset
     from surrogates.diagnostics.train import DiagnosticConfig, load_split
 
     ds = open_dataset(path, dt=meta.get("dt"), chemistry=chemistry)
@@ -72,8 +72,8 @@ def diagnostic_split(path: Path, chemistry: str, meta: dict):
 
 def held_out_sets(chemistry: str, data: str | None, meta: dict) -> tuple[dict, str]:
     """``{"val"?, "test", "holdout"}`` of the diagnostic's split, from the dataset folder or the shipped validation set."""
-    from surrogates.data import open_dataset
-    from surrogates.validate import VALIDATION_DIR, ValidationSet
+    from surrogates.data.dataset import open_dataset
+    from surrogates.validation.heldout import VALIDATION_DIR, ValidationSet
 
     path = Path(data or f"data/{chemistry}")
     if (path / "dataset.json").exists():
@@ -93,8 +93,8 @@ def held_out_sets(chemistry: str, data: str | None, meta: dict) -> tuple[dict, s
 def degradation_sets(chemistry: str, data: str | None, meta: dict, export: bool = False) -> tuple[dict, str]:
     """``{"test"}``: the held-out charges of the degradation estimator's split, from its dataset folder or
     the shipped set (``export`` writes the shipped set from the folder)."""
-    from surrogates.data import Dataset
-    from surrogates.validate import VALIDATION_DIR
+    from surrogates.data.dataset import Dataset
+    from surrogates.validation.heldout import VALIDATION_DIR
 
     path = Path(data or meta.get("data", {}).get("path") or f"data/{chemistry}-degradation")
     shipped = VALIDATION_DIR / f"{chemistry}-degradation.npz"
@@ -131,8 +131,8 @@ def degradation_sets(chemistry: str, data: str | None, meta: dict, export: bool 
 
 def other_chemistry_sets(chemistry: str, folders: list[str] | None, dt: float) -> dict:
     """Whole datasets of other chemistries (all their sequences), or their shipped validation sets."""
-    from surrogates.data import open_dataset
-    from surrogates.validate import VALIDATION_DIR, ValidationSet
+    from surrogates.data.dataset import open_dataset
+    from surrogates.validation.heldout import VALIDATION_DIR, ValidationSet
 
     if folders is None:
         folders = [f"data/{c}" for c in ("nmc", "lfp") if c != chemistry]

@@ -33,7 +33,7 @@ def parse_args(argv=None):
     p.add_argument("--out", default="runs/validation", help="report folder")
     p.add_argument("--data", default=None, help="dataset folder for --export / --fit-ecm (default data/<chemistry>)")
     p.add_argument("--export", action="store_true", help="rebuild surrogates/validation/<chemistry>.h5 from --data")
-    p.add_argument("--fit-ecm", action="store_true", help="refit surrogates/checkpoints/<chemistry>-ecm.json on --data")
+    p.add_argument("--fit-ecm", action="store_true", help="refit surrogates/baselines/fits/<chemistry>-ecm.json on --data")
     p.add_argument("--max-test", type=int, default=60, help="--export: test sequences kept")
     p.add_argument("--max-holdout", type=int, default=30, help="--export: held-out-family sequences kept")
     p.add_argument("--speed-steps", type=int, default=30, help="intervals timed per speed measurement")
@@ -47,10 +47,10 @@ def main(argv=None) -> dict:
     args = parse_args(argv)
     import torch
 
-    from surrogates.ecm import ECMParameters, fit_ecm, simulate_ecm_numpy, simulate_ecm_pybamm
-    from surrogates.surrogate import CHECKPOINT_DIR, checkpoint_path, load_surrogate
-    from surrogates.train import TrainConfig
-    from surrogates.validate import (VALIDATION_DIR, ValidationSet, breakdown, dfn_step_time,
+    from surrogates.baselines.ecm import FITS_DIR, ECMParameters, fit_ecm, simulate_ecm_numpy, simulate_ecm_pybamm
+    from surrogates.models.surrogate import checkpoint_path, load_surrogate
+    from surrogates.training.surrogate import TrainConfig
+    from surrogates.validation.heldout import (VALIDATION_DIR, ValidationSet, breakdown, dfn_step_time,
                                      export_validation_set, markdown_table, plot_sequences, step_time)
 
     if args.threads:
@@ -61,12 +61,12 @@ def main(argv=None) -> dict:
     report = {}
     for chem in args.chemistry:
         set_path = VALIDATION_DIR / f"{chem}.h5"
-        ecm_path = CHECKPOINT_DIR / f"{chem}-ecm.json"
+        ecm_path = FITS_DIR / f"{chem}-ecm.json"
 
         # -- (re)build the shipped validation set and ECM from a dataset, with the training split
         if args.export or args.fit_ecm:
-            from surrogates.data import open_dataset
-            from surrogates.features import Featurizer
+            from surrogates.data.dataset import open_dataset
+            from surrogates.models.features import Featurizer
 
             tc = TrainConfig(chemistry=chem)
             ds = open_dataset(args.data or f"data/{chem}", dt=tc.dt, chemistry=chem)

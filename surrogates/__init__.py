@@ -7,9 +7,9 @@ os.environ.setdefault("PYBAMM_DISABLE_TELEMETRY", "true")
 
 
 def __getattr__(name):
-    # Lazy, so `import surrogates.dfn` in a data worker does not import torch.
+    # Lazy, so `import surrogates.physics.dfn` in a data worker does not import torch.
     if name in ("load_surrogate", "Surrogate", "SurrogateState"):
-        from surrogates import surrogate
+        from surrogates.models import surrogate
 
         return getattr(surrogate, name)
     raise AttributeError(name)

@@ -224,7 +224,7 @@ def load_diagnostic(kind: str, chemistry: str = "nmc", path: str | Path | None =
     (then its current version, or ``version`` such as ``"v002"``). Refuses
     (:class:`DiagnosticCheckpointError`) a checkpoint of another kind or chemistry.
     """
-    from surrogates.chemistry import get_chemistry
+    from surrogates.physics.chemistry import get_chemistry
     from surrogates.diagnostics.registry import VersionRegistry
 
     if kind not in KINDS:

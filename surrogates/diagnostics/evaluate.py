@@ -77,7 +77,7 @@ def degradation_metrics(pred_interval: np.ndarray, true_interval: np.ndarray, se
 
 def rest_voltage(chemistry: str, soc: np.ndarray, dt: float) -> np.ndarray:
     """Open-circuit voltage [V] at ``soc`` from the DFN's rest table (what the env's history starts at)."""
-    from surrogates.features import Featurizer
+    from surrogates.models.features import Featurizer
 
     key = (chemistry, float(dt))
     if key not in _FEATURIZERS:  # tabulating the DFN at rest takes seconds: once per process

@@ -29,7 +29,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from surrogates.models.transformer import RMSNorm, SwiGLU
+from surrogates.models.layers import Block, RMSNorm
 
 
 @dataclass
@@ -66,43 +66,6 @@ class PatchConfig:
         return self.window // self.patch
 
 
-@dataclass
-class _BlockConfig:  # what RMSNorm/SwiGLU/attention of one width need
-    d_model: int
-    n_head: int
-    mlp_hidden: int
-    dropout: float = 0.0
-
-
-class SelfAttention(nn.Module):
-    """Bidirectional multi-head attention (every patch sees every other)."""
-
-    def __init__(self, cfg: _BlockConfig):
-        super().__init__()
-        assert cfg.d_model % cfg.n_head == 0, "d_model must be divisible by n_head"
-        self.n_head, self.head_dim = cfg.n_head, cfg.d_model // cfg.n_head
-        self.qkv = nn.Linear(cfg.d_model, 3 * cfg.d_model, bias=False)
-        self.proj = nn.Linear(cfg.d_model, cfg.d_model, bias=False)
-        self.dropout = cfg.dropout
-
-    def forward(self, x):
-        B, L, D = x.shape
-        q, k, v = (t.view(B, L, self.n_head, self.head_dim).transpose(1, 2) for t in self.qkv(x).split(D, dim=-1))  # (B, H, L, hd)
-        y = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0)
-        return self.proj(y.transpose(1, 2).reshape(B, L, D))  # (B, L, D)
-
-
-class Block(nn.Module):
-    def __init__(self, cfg: _BlockConfig):
-        super().__init__()
-        self.attn_norm, self.attn = RMSNorm(cfg.d_model), SelfAttention(cfg)
-        self.mlp_norm, self.mlp = RMSNorm(cfg.d_model), SwiGLU(cfg)
-
-    def forward(self, x):
-        x = x + self.attn(self.attn_norm(x))
-        return x + self.mlp(self.mlp_norm(x))
-
-
 def patchify(x: torch.Tensor, patch: int) -> torch.Tensor:
     """``(B, W, C)`` -> ``(B, W / patch, patch * C)``: each token holds ``patch`` consecutive intervals."""
     B, W, C = x.shape
@@ -117,8 +80,8 @@ class PatchEncoder(nn.Module):
         self.cfg = cfg
         self.embed = nn.Linear(cfg.patch * cfg.n_channels, cfg.d_model, bias=False)
         self.pos = nn.Parameter(torch.randn(cfg.n_patches, cfg.d_model) * 0.02)
-        bc = _BlockConfig(cfg.d_model, cfg.n_head, cfg.mlp_hidden, cfg.dropout)
-        self.blocks = nn.ModuleList(Block(bc) for _ in range(cfg.n_layer))
+        self.blocks = nn.ModuleList(Block(cfg.d_model, cfg.n_head, cfg.mlp_hidden, cfg.dropout, causal=False)
+                                    for _ in range(cfg.n_layer))
         self.norm = RMSNorm(cfg.d_model)
 
     def forward(self, x: torch.Tensor, keep: torch.Tensor | None = None) -> torch.Tensor:
@@ -156,8 +119,7 @@ class MAEDecoder(nn.Module):
         self.proj = nn.Linear(cfg.d_model, d, bias=False)
         self.mask_token = nn.Parameter(torch.zeros(d))
         self.pos = nn.Parameter(torch.randn(cfg.n_patches, d) * 0.02)
-        bc = _BlockConfig(d, max(1, d // 16), 2 * d, 0.0)
-        self.blocks = nn.ModuleList(Block(bc) for _ in range(cfg.decoder_layers))
+        self.blocks = nn.ModuleList(Block(d, max(1, d // 16), 2 * d, causal=False) for _ in range(cfg.decoder_layers))
         self.norm = RMSNorm(d)
         self.out = nn.Linear(d, cfg.patch * cfg.n_channels)
 

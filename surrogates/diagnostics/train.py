@@ -36,14 +36,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from surrogates.channels import DEFAULT_DT
+from surrogates.common.channels import DEFAULT_DT
 from surrogates.diagnostics.diagnostic import Diagnostic, make_blob
 from surrogates.diagnostics.evaluate import degradation_metrics, degradation_windows, evaluate, public, separation
 from surrogates.diagnostics.metrics import auroc, best_f1_threshold, per_sequence
 from surrogates.diagnostics.models import DIAGNOSTIC_MODELS, MAEDecoder, mae_loss
 from surrogates.diagnostics.registry import VersionRegistry
 from surrogates.diagnostics.windows import Normalizer, make_windows
-from surrogates.metadata import git_revision, package_versions
+from surrogates.common.metadata import git_revision, package_versions
 
 
 @dataclass
@@ -172,7 +172,7 @@ def _outputs(model, z: np.ndarray, batch: int = 8192) -> np.ndarray:
 
 def load_split(cfg: DiagnosticConfig, dataset=None) -> tuple[dict, object]:
     """The dataset (opened from ``cfg.data`` unless given) and its split ``{name: Dataset}``."""
-    from surrogates.data import open_dataset
+    from surrogates.data.dataset import open_dataset
 
     ds = dataset if dataset is not None else open_dataset(cfg.data_dir(), dt=cfg.dt, chemistry=cfg.chemistry)
     if cfg.max_sequences:
@@ -460,7 +460,7 @@ def _check_config(cfg: DiagnosticConfig) -> None:
 
 def _open_ood_data(cfg: DiagnosticConfig) -> dict:
     """Every dataset of ``cfg.ood_data`` that exists (a missing one is reported and skipped)."""
-    from surrogates.data import open_dataset
+    from surrogates.data.dataset import open_dataset
 
     out = {}
     for path in cfg.ood_data:

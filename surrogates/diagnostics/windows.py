@@ -1,6 +1,6 @@
 """Windows of what a battery management system measures, their labels and their normalisation.
 
-Glossary (units as in :mod:`surrogates.channels`):
+Glossary (units as in :mod:`surrogates.common.channels`):
 
     I, V, T   current [A] (PyBaMM sign: negative = charge), terminal voltage [V], cell temperature [K]
     W         window length [intervals] (default 32 = 320 s at dt = 10 s)

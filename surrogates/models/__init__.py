@@ -1,6 +1,6 @@
 """Surrogate architectures, one file each, sharing one causal-operator protocol.
 
-Every model maps normalised inputs to normalised outputs (see :mod:`surrogates.features`):
+Every model maps normalised inputs to normalised outputs (see :mod:`surrogates.models.features`):
 
 * ``model(x, init) -> y``: ``x`` ``(B, L, N_INPUTS)``, ``init`` ``(B, N_INIT)``, ``y`` ``(B, L, n_out)``;
   causal: ``y[:, t]`` depends on ``x[:, :t+1]`` and ``init`` only.

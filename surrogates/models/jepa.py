@@ -1,6 +1,6 @@
 """Joint-embedding predictive latent dynamics (I-JEPA / V-JEPA adapted to a causal cell).
 
-Glossary (units in :mod:`surrogates.features`):
+Glossary (units in :mod:`surrogates.models.features`):
 
     x_t     inputs of control interval t: (C-rate I/I_1C, T_amb, coulomb-counted soc_t, OCV(soc_t));
             the applied current is the *action* that conditions the predictor
@@ -30,7 +30,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from surrogates.features import MODEL_CHANNELS, N_INIT, N_INPUTS
+from surrogates.models.features import MODEL_CHANNELS, N_INIT, N_INPUTS
 
 
 @dataclass

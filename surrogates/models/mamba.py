@@ -1,6 +1,6 @@
 """Mamba (selective state-space) surrogate, with a pure-PyTorch scan that runs everywhere.
 
-Glossary (physical meaning of the symbols; features in :mod:`surrogates.features`):
+Glossary (physical meaning of the symbols; features in :mod:`surrogates.models.features`):
 
     u[t]    interval t's features: C-rate I/I_1C, ambient T_amb, coulomb-counted soc, OCV(soc)
     h[t]    SSM state (B, d_inner, N): the model's memory of the current history, in the role
@@ -26,8 +26,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from surrogates.features import MODEL_CHANNELS, N_INIT, N_INPUTS
-from surrogates.models.transformer import RMSNorm
+from surrogates.models.features import MODEL_CHANNELS, N_INIT, N_INPUTS
+from surrogates.models.layers import RMSNorm
 
 try:  # optional CUDA kernels (extra `gpu`); the pure path below always works
     from mamba_ssm.ops.selective_scan_interface import selective_scan_fn as _cuda_selective_scan

@@ -1,6 +1,6 @@
 """Llama-3 style causal transformer surrogate: RMSNorm, rotary positions, SwiGLU, no biases.
 
-Glossary (what the tokens mean; units in :mod:`surrogates.features`):
+Glossary (what the tokens mean; units in :mod:`surrogates.models.features`):
 
     token 0        the initial condition (soc_0, T_amb, OCV(soc_0)), embedded
     token k+1      control interval k: (C-rate I/I_1C, T_amb, coulomb-counted soc_k, OCV(soc_k))
@@ -19,9 +19,9 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
-from surrogates.features import MODEL_CHANNELS, N_INIT, N_INPUTS
+from surrogates.models.features import MODEL_CHANNELS, N_INIT, N_INPUTS
+from surrogates.models.layers import Block, RMSNorm, rope_tables
 
 
 @dataclass
@@ -48,100 +48,6 @@ class TransformerConfig:
     """Dropout in attention and MLP during training."""
 
 
-class RMSNorm(nn.Module):
-    def __init__(self, dim: int, eps: float = 1e-6):
-        super().__init__()
-        self.eps = eps
-        self.weight = nn.Parameter(torch.ones(dim))
-
-    def forward(self, x):
-        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight
-
-
-def rope_tables(head_dim: int, max_len: int, theta: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """cos, sin ``(max_len, head_dim / 2)`` for rotary embeddings."""
-    freqs = 1.0 / theta ** (torch.arange(0, head_dim, 2).float() / head_dim)
-    angles = torch.outer(torch.arange(max_len).float(), freqs)
-    return angles.cos(), angles.sin()
-
-
-def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotate pairs of ``x`` ``(B, H, L, hd)``; cos/sin broadcast to ``(B|1, 1, L, hd/2)``."""
-    x1, x2 = x[..., 0::2], x[..., 1::2]
-    out = torch.stack((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)
-    return out.flatten(-2)
-
-
-class Attention(nn.Module):
-    def __init__(self, cfg: TransformerConfig):
-        super().__init__()
-        assert cfg.d_model % cfg.n_head == 0, "d_model must be divisible by n_head"
-        self.n_head, self.head_dim = cfg.n_head, cfg.d_model // cfg.n_head
-        self.qkv = nn.Linear(cfg.d_model, 3 * cfg.d_model, bias=False)
-        self.proj = nn.Linear(cfg.d_model, cfg.d_model, bias=False)
-        self.dropout = cfg.dropout
-
-    def _split(self, x):
-        B, L, _ = x.shape
-        q, k, v = self.qkv(x).split(self.n_head * self.head_dim, dim=-1)
-        return [t.view(B, L, self.n_head, self.head_dim).transpose(1, 2) for t in (q, k, v)]  # (B, H, L, hd)
-
-    def forward(self, x, cos, sin):
-        B, L, D = x.shape
-        q, k, v = self._split(x)
-        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=self.dropout if self.training else 0.0)
-        return self.proj(y.transpose(1, 2).reshape(B, L, D))
-
-    def step(self, x, cos, sin, cache_k, cache_v, pos):
-        """One token per row. x ``(B, 1, D)``; caches ``(B, H, S, hd)``; pos ``(B,)`` slot to write."""
-        B, _, D = x.shape
-        q, k, v = self._split(x)
-        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
-        rows = torch.arange(B, device=x.device)
-        # In place: the cache is the state's own buffer and a step consumes its state.
-        cache_k[rows, :, pos] = k[:, :, 0]
-        cache_v[rows, :, pos] = v[:, :, 0]
-        # Only the slots some row has filled, and an explicit softmax: for one query per row it is
-        # several times faster on CPU than scaled_dot_product_attention with a mask.
-        used = int(pos.max()) + 1
-        k_used, v_used = cache_k[:, :, :used], cache_v[:, :, :used]  # (B, H, S, hd)
-        # Broadcast-and-sum, not bmm: thousands of 1 x hd @ hd x S products are overhead-bound.
-        scores = (q * k_used).sum(-1) / math.sqrt(self.head_dim)  # (B, H, S)
-        slots = torch.arange(used, device=x.device)
-        scores = scores.masked_fill((slots[None, :] > pos[:, None])[:, None, :], float("-inf"))
-        y = (torch.softmax(scores, dim=-1).unsqueeze(-1) * v_used).sum(-2, keepdim=True)  # (B, H, 1, hd)
-        return self.proj(y.transpose(1, 2).reshape(B, 1, D)), cache_k, cache_v
-
-
-class SwiGLU(nn.Module):
-    def __init__(self, cfg: TransformerConfig):
-        super().__init__()
-        self.gate = nn.Linear(cfg.d_model, cfg.mlp_hidden, bias=False)
-        self.up = nn.Linear(cfg.d_model, cfg.mlp_hidden, bias=False)
-        self.down = nn.Linear(cfg.mlp_hidden, cfg.d_model, bias=False)
-        self.drop = nn.Dropout(cfg.dropout)
-
-    def forward(self, x):
-        return self.drop(self.down(F.silu(self.gate(x)) * self.up(x)))
-
-
-class Block(nn.Module):
-    def __init__(self, cfg: TransformerConfig):
-        super().__init__()
-        self.attn_norm, self.attn = RMSNorm(cfg.d_model), Attention(cfg)
-        self.mlp_norm, self.mlp = RMSNorm(cfg.d_model), SwiGLU(cfg)
-
-    def forward(self, x, cos, sin):
-        x = x + self.attn(self.attn_norm(x), cos, sin)
-        return x + self.mlp(self.mlp_norm(x))
-
-    def step(self, x, cos, sin, ck, cv, pos):
-        a, ck, cv = self.attn.step(self.attn_norm(x), cos, sin, ck, cv, pos)
-        x = x + a
-        return x + self.mlp(self.mlp_norm(x)), ck, cv
-
-
 class Transformer(nn.Module):
     """Causal transformer surrogate (see module docstring)."""
 
@@ -152,7 +58,7 @@ class Transformer(nn.Module):
         self.cfg = cfg
         self.embed_x = nn.Linear(cfg.n_inputs, cfg.d_model, bias=False)
         self.embed_init = nn.Linear(cfg.n_init, cfg.d_model, bias=False)
-        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layer))
+        self.blocks = nn.ModuleList(Block(cfg.d_model, cfg.n_head, cfg.mlp_hidden, cfg.dropout) for _ in range(cfg.n_layer))
         self.norm = RMSNorm(cfg.d_model)
         self.head = nn.Linear(cfg.d_model, cfg.n_out, bias=False)
         cos, sin = rope_tables(cfg.d_model // cfg.n_head, cfg.max_len + 1, cfg.rope_theta)

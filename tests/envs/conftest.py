@@ -25,7 +25,7 @@ TINY_CONFIGS = {
 
 @functools.lru_cache(maxsize=None)
 def tiny_featurizer(chemistry: str = "nmc"):
-    from surrogates.features import Featurizer
+    from surrogates.models.features import Featurizer
 
     return Featurizer.from_dfn(chemistry, points=21)
 
@@ -33,7 +33,7 @@ def tiny_featurizer(chemistry: str = "nmc"):
 def build_tiny_checkpoint(path: Path, arch: str = "mamba", chemistry: str = "nmc", seed: int = 0) -> Path:
     """Write a tiny untrained ``arch`` checkpoint for ``chemistry`` to ``path``."""
     from surrogates.models import build_model
-    from surrogates.surrogate import save_checkpoint
+    from surrogates.models.surrogate import save_checkpoint
 
     torch.manual_seed(seed)
     model = build_model(arch, **TINY_CONFIGS[arch])

@@ -230,7 +230,7 @@ def test_reset_options_fix_the_start_state(surrogate_env):
 # ---------------------------------------------------------------------- PyBaMM failures
 @pytest.mark.parametrize("error", ["DFNSolverError", "SimulationWindowError"])
 def test_pybamm_solver_failure_ends_the_episode_without_crashing(pybamm_env, monkeypatch, error):
-    import surrogates.dfn as dfn
+    import surrogates.physics.dfn as dfn
 
     env = pybamm_env.unwrapped
     obs0, info0 = env.reset(seed=0)
@@ -268,7 +268,7 @@ def test_real_pybamm_failure_at_an_absurd_current_is_a_flag():
 
 # ---------------------------------------------------------------------- the surrogate argument
 def test_surrogate_as_object_path_or_architecture(tiny_checkpoint, tmp_path, monkeypatch):
-    import surrogates.surrogate as ss
+    import surrogates.models.surrogate as ss
 
     obj = ss.load_surrogate("nmc", "mamba", path=tiny_checkpoint)
     by_obj = gym.make(ID, surrogate=obj)
@@ -303,10 +303,10 @@ def test_other_architectures_run_an_episode(tiny_checkpoints, arch):
 def test_backends_agree_with_the_shipped_surrogate(protocol, arch):
     """Same action sequence on both backends: voltage MAE <= 20 mV, time to target within 2 %."""
     from agents.baselines import CCCVPolicy, MultiStepCCPolicy
-    from surrogates.surrogate import checkpoint_path
+    from surrogates.models.surrogate import checkpoint_path
 
     if not checkpoint_path("nmc", arch).exists():
-        pytest.skip(f"no shipped surrogate surrogates/checkpoints/nmc-{arch}.pt")
+        pytest.skip(f"no shipped surrogate surrogates/models/checkpoints/nmc-{arch}.pt")
     kw = dict(soc_start=0.5, soc_target=0.6, ambient_temperature=298.15, c_max=2.0)
     envs_ = {b: gym.make(ID, backend=b, surrogate=arch, **kw) for b in ("pybamm", "surrogate")}
     cfg = envs_["pybamm"].unwrapped.config

@@ -145,7 +145,7 @@ def test_check_env_passes_with_diagnostics(tiny_checkpoint):
 
 
 def test_terms_and_info_keys_on_the_pybamm_backend_and_a_solver_failure(monkeypatch):
-    import surrogates.dfn as dfn
+    import surrogates.physics.dfn as dfn
 
     env = gym.make(ID, backend="pybamm", diagnostics=DIAG, **SHORT)
     cfg = env.unwrapped.config

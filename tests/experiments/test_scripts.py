@@ -80,8 +80,8 @@ def test_validate_surrogates_script(tmp_path):
 
 
 def test_train_surrogate_script(tmp_path):
-    from surrogates.datagen import DatagenConfig, generate
-    from surrogates.protocols import ProtocolConfig
+    from surrogates.data.generate import DatagenConfig, generate
+    from surrogates.data.protocols import ProtocolConfig
 
     data = tmp_path / "data"
     generate(DatagenConfig(num_sequences=8, shard_size=4, seed=5, protocols=ProtocolConfig(max_duration_s=200.0)),

@@ -30,7 +30,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from surrogates.channels import celsius_to_kelvin
+from surrogates.common.channels import celsius_to_kelvin
 
 FAMILIES: tuple[str, ...] = ("random_steps", "cccv", "multistep_cc", "pulse", "random_walk")
 

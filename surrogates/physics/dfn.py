@@ -1,6 +1,6 @@
 """Ground truth: a steppable PyBaMM DFN with a lumped thermal model.
 
-Glossary (units as everywhere, see :mod:`surrogates.channels`):
+Glossary (units as everywhere, see :mod:`surrogates.common.channels`):
 
     I     applied current [A], PyBaMM sign (positive = discharge, negative = charge)
     T_amb ambient temperature [K]; the cell starts at it
@@ -30,7 +30,7 @@ os.environ.setdefault("PYBAMM_DISABLE_TELEMETRY", "true")
 
 import pybamm  # noqa: E402
 
-from surrogates.channels import (  # noqa: E402
+from surrogates.common.channels import (  # noqa: E402
     DEFAULT_DT,
     DEGRADATION_CHANNELS,
     OUTPUT_CHANNELS,
@@ -38,7 +38,7 @@ from surrogates.channels import (  # noqa: E402
     PYBAMM_VARIABLES,
     SECONDS_PER_HOUR,
 )
-from surrogates.chemistry import DEGRADATION_OPTIONS, Chemistry, get_chemistry  # noqa: E402
+from surrogates.physics.chemistry import DEGRADATION_OPTIONS, Chemistry, get_chemistry  # noqa: E402
 
 _CURRENT = "Current function [A]"
 _AMBIENT = "Ambient temperature [K]"
@@ -224,7 +224,7 @@ class DFNSimulator:
         """Apply a constant ``current`` [A] for ``n_steps`` intervals in one PyBaMM solve.
 
         Returns a dict channel -> float64 array ``[n_steps]`` aligned as in
-        :mod:`surrogates.channels`. On a failure, the exception's ``partial`` holds the
+        :mod:`surrogates.common.channels`. On a failure, the exception's ``partial`` holds the
         intervals completed before it, and the simulator needs ``reset``.
         """
         current = _check_current(current)

@@ -1,6 +1,6 @@
 """Physical channels <-> the normalised tensors every surrogate architecture sees.
 
-Glossary (units as in :mod:`surrogates.channels`):
+Glossary (units as in :mod:`surrogates.common.channels`):
 
     I      applied current [A], PyBaMM sign; the network sees the C-rate I / I_1C
     soc    coulomb-counted state of charge [1] at the end of each interval (never learned)
@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
-from surrogates.channels import DEFAULT_DT, SECONDS_PER_HOUR
+from surrogates.common.channels import DEFAULT_DT, SECONDS_PER_HOUR
 
 MODEL_CHANNELS: tuple[str, ...] = (
     "voltage", "temperature", "plating_margin", "voltage_max", "temperature_max", "plating_margin_min",
@@ -74,7 +74,7 @@ class Featurizer:
     @classmethod
     def from_dfn(cls, chemistry: str, dt: float = DEFAULT_DT, points: int = 101) -> "Featurizer":
         """Tables from the DFN itself: the cell at rest at ``points`` SOCs (about a second)."""
-        from surrogates.dfn import DFNSimulator
+        from surrogates.physics.dfn import DFNSimulator
 
         sim = DFNSimulator(chemistry, dt=dt, substeps=1)
         # Not exactly 0: lfp's rest voltage at 0 % SOC sits on its simulation window's edge

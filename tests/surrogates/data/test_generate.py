@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from surrogates.data import open_dataset
-from surrogates.datagen import DatagenConfig, generate, shard_path
-from surrogates.protocols import ProtocolConfig
-from surrogates.pybamm_reference import experiment_voltage
+from surrogates.data.dataset import open_dataset
+from surrogates.data.generate import DatagenConfig, generate, shard_path
+from surrogates.data.protocols import ProtocolConfig
+from surrogates.physics.reference import experiment_voltage
 
 
 def tiny_config(**kw) -> DatagenConfig:
@@ -110,7 +110,7 @@ def test_ray_backend_gives_the_same_data(tiny, tmp_path):
 
 
 def test_generate_data_script(tmp_path):
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "experiments"))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "experiments"))
     import generate_data
 
     summary = generate_data.main(["--num-sequences", "2", "--shard-size", "2", "--protocols.max-duration-s", "60",

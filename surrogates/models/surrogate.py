@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from surrogates.features import Featurizer
+from surrogates.models.features import Featurizer
 from surrogates.models import ARCHITECTURES, architecture, scatter_state
 
 CHECKPOINT_DIR = Path(__file__).resolve().parent / "checkpoints"
@@ -188,7 +188,7 @@ def load_surrogate(chemistry: str = "nmc", arch: str | None = "mamba", path: str
     Refuses (:class:`CheckpointError`) a checkpoint of another architecture, chemistry or
     ``dt`` than asked for, naming what it holds and how to get the right one.
     """
-    from surrogates.chemistry import get_chemistry
+    from surrogates.physics.chemistry import get_chemistry
 
     get_chemistry(chemistry)
     if arch is None and path is None:

@@ -4,7 +4,7 @@ Everything is open loop over whole held-out DFN sequences: each model gets the i
 the ambient temperature and the applied currents, nothing else. Errors are reported per
 protocol family and overall, in physical units: voltage MAE/RMSE [mV] and MSE [V^2],
 temperature MAE [K], plating-margin MAE [mV]. The equivalent-circuit baseline is PyBaMM's
-Thevenin model fitted to the same training data (:mod:`surrogates.ecm`); it has no plating
+Thevenin model fitted to the same training data (:mod:`surrogates.baselines.ecm`); it has no plating
 margin. Speed is wall time per simulated cell-interval stepping a batch, as the env does.
 
 A small validation set (held-out test sequences of every family plus the family held out
@@ -22,9 +22,9 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from surrogates.channels import LEARNED_CHANNELS
+from surrogates.common.channels import LEARNED_CHANNELS
 
-VALIDATION_DIR = Path(__file__).resolve().parent / "validation"
+VALIDATION_DIR = Path(__file__).resolve().parent
 _CHANNELS = ("current", "voltage", "temperature", "plating_margin", "voltage_max", "temperature_max", "plating_margin_min")
 
 
@@ -137,7 +137,7 @@ def step_time(surrogate, batch: int, steps: int = 50, c_rate: float = 1.0) -> fl
 
 def dfn_step_time(chemistry: str, dt: float, steps: int = 30, c_rate: float = 1.0) -> float:
     """Wall seconds per 10 s interval of :class:`surrogates.dfn.DFNSimulator.step` (one cell)."""
-    from surrogates.dfn import DFNSimulator
+    from surrogates.physics.dfn import DFNSimulator
 
     sim = DFNSimulator(chemistry, dt=dt)
     sim.reset(0.2, 298.15)

@@ -16,8 +16,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from surrogates.datagen import MANIFEST, DatagenConfig, shard_path
-from surrogates.protocols import FAMILIES
+from surrogates.data.generate import MANIFEST, DatagenConfig, shard_path
+from surrogates.data.protocols import FAMILIES
 
 
 @dataclass

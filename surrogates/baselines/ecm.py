@@ -1,6 +1,6 @@
 """The equivalent-circuit baseline: PyBaMM's Thevenin model (OCV + R0 + one RC pair) fitted to DFN data.
 
-Glossary (units as in :mod:`surrogates.channels`; PyBaMM sign, positive current = discharge):
+Glossary (units as in :mod:`surrogates.common.channels`; PyBaMM sign, positive current = discharge):
 
     I      applied current [A], constant over each interval of ``dt`` seconds
     soc    coulomb-counted state of charge [1]
@@ -64,13 +64,17 @@ import math
 import os
 import time
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import numpy as np
 from scipy.optimize import least_squares
 
 os.environ.setdefault("PYBAMM_DISABLE_TELEMETRY", "true")
 
-from surrogates.channels import SECONDS_PER_HOUR  # noqa: E402
+from surrogates.common.channels import SECONDS_PER_HOUR  # noqa: E402
+
+FITS_DIR = Path(__file__).resolve().parent / "fits"
+"""Shipped ECM fits: ``{chemistry}-ecm.json`` (refit with ``validate_surrogates.py --fit-ecm``)."""
 
 T_REF = 298.15
 """Reference temperature [K] of the knot values (the Arrhenius factor is 1 there)."""

@@ -1,7 +1,7 @@
 """Train a surrogate on a DFN dataset: whole sequences, open loop, in parallel.
 
 The loss is the masked mean squared error of the standardised residual channels
-(:mod:`surrogates.features`) over every valid interval of every sequence, with the model
+(:mod:`surrogates.models.features`) over every valid interval of every sequence, with the model
 fed only the applied currents and the initial condition: exactly what it sees when it
 simulates. JEPA first pretrains its latent dynamics with the JEPA objective, then trains the
 readout alone (reported as ``readout_only``), then fine-tunes everything.
@@ -26,11 +26,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from surrogates.channels import DEFAULT_DT
-from surrogates.features import MODEL_CHANNELS, Featurizer
-from surrogates.metadata import git_revision, package_versions
+from surrogates.common.channels import DEFAULT_DT
+from surrogates.models.features import MODEL_CHANNELS, Featurizer
+from surrogates.common.metadata import git_revision, package_versions
 from surrogates.models import build_model
-from surrogates.surrogate import save_checkpoint
+from surrogates.models.surrogate import save_checkpoint
 
 
 @dataclass
@@ -206,7 +206,7 @@ def train(cfg: TrainConfig) -> dict:
     from torch.utils.tensorboard import SummaryWriter
     from tqdm.auto import tqdm
 
-    from surrogates.data import open_dataset
+    from surrogates.data.dataset import open_dataset
 
     # -- distributed (torchrun) or single process
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -363,7 +363,7 @@ def train(cfg: TrainConfig) -> dict:
     # -- test the best checkpoint
     if rank != 0:
         return {}
-    from surrogates.surrogate import load_surrogate
+    from surrogates.models.surrogate import load_surrogate
 
     best_surrogate = load_surrogate(cfg.chemistry, cfg.arch, path=best_path)
     best_model = best_surrogate.model.to(device)

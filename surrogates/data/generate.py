@@ -11,7 +11,7 @@ not depend on the number of workers or on which shards were already on disk: a k
 run resumes by skipping the finished shards (each written to a temporary file and renamed,
 so a shard on disk is always complete) and produces the same bytes as an uninterrupted run.
 
-Each HDF5 shard holds, per channel of :mod:`surrogates.channels`, a float32 array
+Each HDF5 shard holds, per channel of :mod:`surrogates.common.channels`, a float32 array
 ``[n_sequences, max_steps]`` padded with NaN after each sequence's length, plus
 ``lengths``, ``initial_soc``, ``family``, ``termination`` and ``spec`` (the protocol as
 JSON, enough to replay it).
@@ -30,10 +30,10 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from surrogates.channels import DEFAULT_DT, DEGRADATION_CHANNELS, INPUT_CHANNELS, OUTPUT_CHANNELS, UNITS
-from surrogates.dfn import DFNSimulator, DFNSolverError, SimulationWindowError
-from surrogates.metadata import git_revision, package_versions
-from surrogates.protocols import Observation, ProtocolConfig, ProtocolSpec, build_protocol, sample_spec
+from surrogates.common.channels import DEFAULT_DT, DEGRADATION_CHANNELS, INPUT_CHANNELS, OUTPUT_CHANNELS, UNITS
+from surrogates.physics.dfn import DFNSimulator, DFNSolverError, SimulationWindowError
+from surrogates.common.metadata import git_revision, package_versions
+from surrogates.data.protocols import Observation, ProtocolConfig, ProtocolSpec, build_protocol, sample_spec
 
 DATASET_CHANNELS: tuple[str, ...] = INPUT_CHANNELS + OUTPUT_CHANNELS
 """Channels of every dataset; one made with ``degradation=True`` adds :data:`DEGRADATION_CHANNELS`."""
@@ -229,13 +229,13 @@ def write_manifest(config: DatagenConfig, out_dir: str | Path) -> dict:
                 "resume with the same settings or choose another --out"
             )
         return existing
-    from surrogates.chemistry import get_chemistry
+    from surrogates.physics.chemistry import get_chemistry
 
     chem = get_chemistry(config.chemistry)
     if config.degradation:
         chem.degradation_parameters()  # a chemistry without them fails here, before any work
     import pybamm
-    from surrogates.chemistry import DEGRADATION_OPTIONS
+    from surrogates.physics.chemistry import DEGRADATION_OPTIONS
 
     manifest = {
         "format_version": FORMAT_VERSION,

@@ -4,13 +4,13 @@ import numpy as np
 import pytest
 import torch
 
-from surrogates.channels import PYBAMM_VARIABLES
-from surrogates.datagen import DatagenConfig, generate
-from surrogates.features import MODEL_CHANNELS, N_INIT, N_INPUTS, Featurizer
+from surrogates.common.channels import PYBAMM_VARIABLES
+from surrogates.data.generate import DatagenConfig, generate
+from surrogates.models.features import MODEL_CHANNELS, N_INIT, N_INPUTS, Featurizer
 from surrogates.models import ARCHITECTURES, build_model, scatter_state
-from surrogates.protocols import ProtocolConfig
-from surrogates.surrogate import CheckpointError, checkpoint_path, load_surrogate, save_checkpoint
-from surrogates.train import TrainConfig, train
+from surrogates.data.protocols import ProtocolConfig
+from surrogates.models.surrogate import CheckpointError, checkpoint_path, load_surrogate, save_checkpoint
+from surrogates.training.surrogate import TrainConfig, train
 
 TINY = {
     "transformer": {"d_model": 16, "n_layer": 2, "n_head": 2, "mlp_hidden": 32, "max_len": 64},
@@ -190,8 +190,8 @@ def test_jepa_trains_through_its_phases(tiny_data, tmp_path):
 @pytest.fixture(scope="module")
 def fresh_dfn_charge():
     """A 1C charge from 20 % for 15 min, then 5 min rest, solved by plain PyBaMM (never in any training set)."""
-    from surrogates.chemistry import get_chemistry
-    from surrogates.pybamm_reference import solve_piecewise
+    from surrogates.physics.chemistry import get_chemistry
+    from surrogates.physics.reference import solve_piecewise
 
     one_c = get_chemistry("nmc").capacity_ah
     current = np.r_[np.full(90, -one_c), np.zeros(30)]
@@ -201,7 +201,7 @@ def fresh_dfn_charge():
     return current, ref
 
 
-# Stated bounds: a few times each architecture's validated MAE (surrogates/checkpoints/*.md).
+# Stated bounds: a few times each architecture's validated MAE (surrogates/models/checkpoints/*.md).
 SHIPPED_BOUNDS = {"jepa": (0.008, 0.4, 0.008), "transformer": (0.012, 0.6, 0.010), "mamba": (0.015, 1.0, 0.012)}
 
 

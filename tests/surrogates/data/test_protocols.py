@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from surrogates.protocols import FAMILIES, Observation, ProtocolConfig, ProtocolSpec, build_protocol, sample_spec
+from surrogates.data.protocols import FAMILIES, Observation, ProtocolConfig, ProtocolSpec, build_protocol, sample_spec
 
 
 def _run_open_loop(spec, steps=200):

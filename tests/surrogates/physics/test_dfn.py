@@ -4,9 +4,9 @@ import numpy as np
 import pybamm
 import pytest
 
-from surrogates.channels import OUTPUT_CHANNELS
-from surrogates.dfn import DFNSimulator, DFNSolverError, SimulationWindowError
-from surrogates.pybamm_reference import experiment_voltage
+from surrogates.common.channels import OUTPUT_CHANNELS
+from surrogates.physics.dfn import DFNSimulator, DFNSolverError, SimulationWindowError
+from surrogates.physics.reference import experiment_voltage
 
 
 @pytest.fixture(scope="module")
@@ -117,7 +117,7 @@ def test_degradation_model_records_capacity_lost_against_pybamm(nmc):
     inputs = deg.initial_inputs(0.2, 298.15)
     params.update({k: v for k, v in inputs.items() if k != "Current function [A]"})
     params["Current function [A]"] = -5.0
-    from surrogates.chemistry import DEGRADATION_OPTIONS
+    from surrogates.physics.chemistry import DEGRADATION_OPTIONS
 
     model = pybamm.lithium_ion.DFN(options={"thermal": "lumped", **DEGRADATION_OPTIONS})
     sol = pybamm.Simulation(model, parameter_values=params).solve([0, 600.0])

@@ -3,9 +3,9 @@ import json
 import numpy as np
 import pytest
 
-from surrogates.data import Dataset
-from surrogates.ecm import ECMParameters, fit_ecm, simulate_ecm_numpy, simulate_ecm_pybamm
-from surrogates.features import Featurizer
+from surrogates.data.dataset import Dataset
+from surrogates.baselines.ecm import ECMParameters, fit_ecm, simulate_ecm_numpy, simulate_ecm_pybamm
+from surrogates.models.features import Featurizer
 
 DT = 10.0
 CAP = 5.0

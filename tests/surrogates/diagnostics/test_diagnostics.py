@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from surrogates.data import Dataset
+from surrogates.data.dataset import Dataset
 from surrogates.diagnostics import KINDS, Diagnostic, DiagnosticCheckpointError, VersionRegistry, load_diagnostic
 from surrogates.diagnostics.diagnostic import checkpoint_path, make_blob
 from surrogates.diagnostics.metrics import auroc, best_f1_threshold, confusion

@@ -16,7 +16,7 @@ os.environ.setdefault("PYBAMM_DISABLE_TELEMETRY", "true")
 
 import pybamm  # noqa: E402
 
-from surrogates.chemistry import get_chemistry  # noqa: E402
+from surrogates.physics.chemistry import get_chemistry  # noqa: E402
 
 
 def reference_parameters(chemistry: str, soc0: float, ambient_temperature: float,

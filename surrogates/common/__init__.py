@@ -1,0 +1,1 @@
+"""Shared by every layer: channel names and units, provenance, command lines, atomic file writes."""

@@ -1,0 +1,1 @@
+"""Held-out DFN sequences (shipped beside this file) and the open-loop comparison against them."""
