@@ -1,57 +1,70 @@
-"""Dataclass configs from defaults, a YAML file and the command line (in that order).
+"""Dataclass configs from defaults, a YAML file and the command line (in that order), parsed by ``tyro``.
 
 ``--config run.yml`` loads a YAML mapping (nested mappings for nested dataclasses); every
 field is also a flag, ``--num-sequences 100`` or, for a nested dataclass,
-``--protocols.max-duration-s 3600``. Tuples and dicts are given as YAML on the command line:
-``--protocols.ambient-c "[15, 35]"``.
+``--protocols.max-duration-s 3600``. Tuples, lists and dicts are given as one YAML value:
+``--protocols.ambient-c "[15, 35]"``, ``--hyperparams "{learning_rate: 1e-4}"``. Booleans take
+``true``/``false`` (or nothing, meaning true); anything else is an error, never a silent False.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import sys
 import typing
-from typing import Any, TypeVar
+from typing import Any, Callable, TypeVar
 
+import tyro
 import yaml
+from tyro.constructors import ConstructorRegistry, PrimitiveConstructorSpec, PrimitiveTypeInfo
 
 T = TypeVar("T")
 
-
-def _flag(name: str) -> str:
-    return "--" + name.replace("_", "-")
-
-
-def _fields(cls, prefix: str = ""):
-    hints = typing.get_type_hints(cls)
-    for f in dataclasses.fields(cls):
-        tp = hints[f.name]
-        if dataclasses.is_dataclass(tp):
-            yield from _fields(tp, prefix + f.name + ".")
-        else:
-            yield prefix + f.name, tp, f
+_REGISTRY = ConstructorRegistry()
+_BOOLS = {"true": True, "yes": True, "on": True, "1": True, "false": False, "no": False, "off": False, "0": False}
 
 
-def _convert(text: str, tp) -> Any:
-    origin = typing.get_origin(tp)
+def _parse_bool(args: list[str]) -> bool:
+    if not args:
+        return True
+    try:
+        return _BOOLS[args[0].lower()]
+    except KeyError:
+        raise ValueError(f"expected true or false, not {args[0]!r}") from None
+
+
+def _coerce(tp, value):
+    """A YAML value as field type ``tp`` wants it: lists become tuples, and ``tuple[float, ...]``
+    gets floats (YAML reads "[15, 35]" as ints)."""
+    origin, type_args = typing.get_origin(tp), typing.get_args(tp)
+    if (origin is tuple or tp is tuple) and isinstance(value, list):
+        if len(type_args) == 2 and type_args[1] is Ellipsis and type_args[0] in (int, float, str):
+            value = [type_args[0](v) for v in value]
+        return tuple(value)
+    return value
+
+
+def _yaml_value(tp) -> Callable[[list[str]], Any]:
+    return lambda args: _coerce(tp, yaml.safe_load(args[0]))
+
+
+@_REGISTRY.primitive_rule
+def _rule(info: PrimitiveTypeInfo) -> PrimitiveConstructorSpec | None:
+    tp = info.type
     if tp is bool:
-        return str(text).lower() in ("1", "true", "yes", "on")
-    if tp in (int, float, str):
-        return tp(text)
-    if origin in (tuple, list, dict) or origin is typing.Union or tp is typing.Any:
-        value = yaml.safe_load(text)
-        return tuple(value) if origin is tuple else value
-    return yaml.safe_load(text)
+        return PrimitiveConstructorSpec(nargs=(0, 1), metavar="{true,false}", instance_from_str=_parse_bool,
+                                        is_instance=lambda x: isinstance(x, bool), str_from_instance=lambda x: [str(x).lower()])
+    if tp in (dict, list, tuple, Any) or typing.get_origin(tp) in (dict, list, tuple):
+        return PrimitiveConstructorSpec(nargs=1, metavar="YAML", instance_from_str=_yaml_value(tp),
+                                        is_instance=lambda x: True,
+                                        str_from_instance=lambda x: [yaml.safe_dump(x, default_flow_style=True).strip()])
+    return None
 
 
-def _apply(obj, dotted: str, value) -> None:
-    *parents, leaf = dotted.split(".")
-    for p in parents:
-        obj = getattr(obj, p)
-    setattr(obj, leaf, value)
-
-
-def _apply_mapping(obj, mapping: dict, prefix: str = "") -> None:
+def apply_mapping(obj, mapping: dict, prefix: str = "") -> None:
+    """Set the fields of dataclass ``obj`` from a (nested) mapping; an unknown key is an error naming the valid ones."""
+    hints = typing.get_type_hints(type(obj))
     for key, value in mapping.items():
         key = key.replace("-", "_")
         if not hasattr(obj, key):
@@ -59,37 +72,36 @@ def _apply_mapping(obj, mapping: dict, prefix: str = "") -> None:
             raise ValueError(f"unknown config key {prefix + key!r}; valid keys: {valid}")
         current = getattr(obj, key)
         if dataclasses.is_dataclass(current) and isinstance(value, dict):
-            _apply_mapping(current, value, prefix + key + ".")
+            apply_mapping(current, value, prefix + key + ".")
         else:
-            setattr(obj, key, tuple(value) if isinstance(current, tuple) else value)
+            setattr(obj, key, _coerce(hints[key], value))
 
 
 def parse_config(cls: type[T], argv: list[str] | None = None, description: str | None = None,
-                 extra: typing.Callable[[argparse.ArgumentParser], None] | None = None) -> tuple[T, argparse.Namespace]:
-    """Build ``cls()`` and override it from ``--config FILE`` and per-field flags.
+                 extra: Callable[[argparse.ArgumentParser], None] | None = None) -> tuple[T, argparse.Namespace]:
+    """Build ``cls()``, override it from ``--config FILE``, then from per-field flags.
 
     ``extra`` may add flags that are not part of the config (e.g. ``--workers``); they come
-    back in the returned namespace.
+    back in the returned namespace (which also holds ``config``, the YAML path).
     """
-    parser = argparse.ArgumentParser(description=description or cls.__doc__,
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--config", help="YAML file with config values (flags override it)")
-    defaults = cls()
-    for dotted, tp, f in _fields(cls):
-        default = defaults
-        for part in dotted.split("."):
-            default = getattr(default, part)
-        parser.add_argument(_flag(dotted), dest="cfg__" + dotted, default=None, metavar=getattr(tp, "__name__", "VALUE").upper(),
-                            help=f"(default: {default!r})")
+    argv = list(sys.argv[1:] if argv is None else argv)
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--config", help="YAML file with config values (flags override it)")
     if extra:
-        extra(parser)
-    args = parser.parse_args(argv)
-    config = cls()
+        extra(pre)
+    wants_help = "-h" in argv or "--help" in argv
+    if wants_help:  # both parts' help; the first may have required flags, so it must not parse
+        pre.description = "Flags outside the config:"
+        pre.print_help()
+        print()
+        args, rest = argparse.Namespace(config=None), ["--help"]
+    else:
+        args, rest = pre.parse_known_args(argv)
+    default = cls()
     if args.config:
         with open(args.config) as fh:
-            _apply_mapping(config, yaml.safe_load(fh) or {})
-    for dotted, tp, f in _fields(cls):
-        text = getattr(args, "cfg__" + dotted)
-        if text is not None:
-            _apply(config, dotted, _convert(text, tp))
+            apply_mapping(default, yaml.safe_load(fh) or {})
+    with _REGISTRY:
+        config = tyro.cli(cls, args=rest, default=default, description=description or cls.__doc__,
+                          config=(tyro.conf.FlagConversionOff,))
     return config, args
