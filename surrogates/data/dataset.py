@@ -16,8 +16,9 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from surrogates.data.generate import MANIFEST, DatagenConfig, shard_path
+from surrogates.common.files import atomic_write_text
 from surrogates.data.protocols import FAMILIES
+from surrogates.data.schema import MANIFEST, DatagenConfig, shard_path
 
 
 @dataclass
@@ -51,6 +52,11 @@ class Dataset:
     @property
     def dt(self) -> float:
         return float(self.meta["dt"])
+
+    @property
+    def tables(self) -> dict:
+        """Rest tables of the cell (OCV, U_n vs SOC, capacity): see :mod:`surrogates.physics.rest_tables`."""
+        return self.meta["tables"]
 
     def subset(self, rows: np.ndarray) -> "Dataset":
         """The sequences at ``rows`` (positions in this dataset)."""
@@ -107,6 +113,19 @@ class Dataset:
         return h.hexdigest()[:16]
 
 
+def _add_rest_tables(manifest_path: Path, meta: dict) -> dict:
+    """Datasets made before manifests carried the rest tables get them once (this needs PyBaMM)."""
+    try:
+        from surrogates.physics.rest_tables import rest_tables
+    except ImportError as err:
+        raise ImportError(f"{manifest_path} predates rest tables in the manifest and PyBaMM is not importable "
+                          f"to add them ({err}); open it once where PyBaMM is installed") from None
+    print(f"adding the rest tables (OCV, U_n, capacity) of {meta['chemistry']} to {manifest_path} (once)")
+    meta = {**meta, "tables": rest_tables(meta["chemistry"])}
+    atomic_write_text(manifest_path, json.dumps(meta, indent=2, sort_keys=True))
+    return meta
+
+
 def _hash_index(seed: int, index: int) -> int:
     return int.from_bytes(hashlib.blake2b(f"{seed}:{index}".encode(), digest_size=8).digest(), "little")
 
@@ -127,6 +146,8 @@ def open_dataset(path: str | Path, dt: float | None = None, chemistry: str | Non
             f"`python experiments/generate_data.py --out {root}`"
         )
     meta = json.loads(manifest_path.read_text())
+    if "tables" not in meta:
+        meta = _add_rest_tables(manifest_path, meta)
     config = DatagenConfig.from_dict(meta["config"])
     if dt is not None and abs(float(dt) - float(meta["dt"])) > 1e-9:
         raise ValueError(f"{root} was made for dt={meta['dt']} s, not dt={dt} s; regenerate it with --dt {dt}")

@@ -1,12 +1,6 @@
 """Simulate randomized protocols on the DFN into a sharded, resumable HDF5 dataset.
 
-Layout of a dataset folder::
-
-    DIR/dataset.json        manifest: settings, provenance, shard list (written first)
-    DIR/shard-00000.h5      sequences [0, shard_size), one file per shard
-    ...
-
-Sequence ``i`` is drawn from ``numpy.random.default_rng([seed, i])`` alone, so the data do
+The folder layout and the settings are in :mod:`surrogates.data.schema`. Sequence ``i`` is drawn from ``numpy.random.default_rng([seed, i])`` alone, so the data do
 not depend on the number of workers or on which shards were already on disk: a killed
 run resumes by skipping the finished shards (each written to a temporary file and renamed,
 so a shard on disk is always complete) and produces the same bytes as an uninterrupted run.
@@ -24,78 +18,18 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import h5py
 import numpy as np
 
-from surrogates.common.channels import DEFAULT_DT, DEGRADATION_CHANNELS, INPUT_CHANNELS, OUTPUT_CHANNELS, UNITS
-from surrogates.physics.dfn import DFNSimulator, DFNSolverError, SimulationWindowError
+from surrogates.common.channels import INPUT_CHANNELS, UNITS
+from surrogates.common.files import atomic_path, atomic_write_text
 from surrogates.common.metadata import git_revision, package_versions
-from surrogates.data.protocols import Observation, ProtocolConfig, ProtocolSpec, build_protocol, sample_spec
-
-DATASET_CHANNELS: tuple[str, ...] = INPUT_CHANNELS + OUTPUT_CHANNELS
-"""Channels of every dataset; one made with ``degradation=True`` adds :data:`DEGRADATION_CHANNELS`."""
-MANIFEST = "dataset.json"
-FORMAT_VERSION = 1
-
-
-@dataclass
-class DatagenConfig:
-    """What to simulate. Two runs with equal configs write identical data."""
-
-    chemistry: str = "nmc"
-    """Chemistry name (``nmc``, ``lfp``)."""
-    num_sequences: int = 3000
-    """Number of protocol sequences."""
-    seed: int = 0
-    """Master seed; sequence i uses ``default_rng([seed, i])``."""
-    dt: float = DEFAULT_DT
-    """Control interval [s]."""
-    shard_size: int = 25
-    """Sequences per shard file (the unit of resumption)."""
-    substeps: int = 5
-    """Samples per interval for the interval extremes."""
-    protocols: ProtocolConfig = field(default_factory=ProtocolConfig)
-    """The protocol distribution."""
-    degradation: bool = False
-    """Simulate with SEI growth and lithium plating (``DFNSimulator(degradation=True)``) and record
-    ``capacity_lost`` [A.h]: the data of the degradation estimator."""
-
-    @property
-    def channels(self) -> tuple[str, ...]:
-        """Channels this dataset records."""
-        return DATASET_CHANNELS + (DEGRADATION_CHANNELS if self.degradation else ())
-
-    @property
-    def max_steps(self) -> int:
-        return int(round(self.protocols.max_duration_s / self.dt))
-
-    @property
-    def num_shards(self) -> int:
-        return (self.num_sequences + self.shard_size - 1) // self.shard_size
-
-    def shard_range(self, shard: int) -> tuple[int, int]:
-        start = shard * self.shard_size
-        return start, min(start + self.shard_size, self.num_sequences)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "DatagenConfig":
-        d = dict(d)
-        proto = dict(d.pop("protocols", {}))
-        for key in ("ambient_c", "charge_soc0", "any_soc0", "soc_bounds"):
-            if key in proto:
-                proto[key] = tuple(proto[key])
-        return cls(protocols=ProtocolConfig(**proto), **d)
-
-
-def shard_path(out_dir: str | Path, shard: int) -> Path:
-    return Path(out_dir) / f"shard-{shard:05d}.h5"
-
+from surrogates.data.protocols import Observation, ProtocolSpec, build_protocol, sample_spec
+from surrogates.data.schema import FORMAT_VERSION, MANIFEST, DatagenConfig, shard_path
+from surrogates.physics.dfn import DFNSimulator, DFNSolverError, SimulationWindowError
+from surrogates.physics.rest_tables import rest_tables
 
 def spec_for(config: DatagenConfig, index: int) -> ProtocolSpec:
     """The protocol of sequence ``index``: a function of (seed, index) and nothing else."""
@@ -186,11 +120,10 @@ def simulate_shard(config_dict: dict, shard: int, out_dir: str) -> dict:
         messages.append(result["message"])
 
     path = shard_path(out_dir, shard)
-    tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
     strings = h5py.string_dtype()
     # track_times=False: HDF5 would otherwise stamp creation times and the same seed
     # would not give the same bytes.
-    with h5py.File(tmp, "w", track_order=True) as f:
+    with atomic_path(path) as tmp, h5py.File(tmp, "w", track_order=True) as f:
         f.attrs["shard"] = shard
         f.attrs["first_sequence"] = start
         f.attrs["config"] = json.dumps(config.to_dict(), sort_keys=True)
@@ -204,7 +137,6 @@ def simulate_shard(config_dict: dict, shard: int, out_dir: str) -> dict:
         f.create_dataset("termination", data=np.array(terminations, dtype=object), dtype=strings, track_times=False)
         f.create_dataset("spec", data=np.array(specs, dtype=object), dtype=strings, track_times=False)
         f.create_dataset("message", data=np.array(messages, dtype=object), dtype=strings, track_times=False)
-    os.replace(tmp, path)
     return {
         "shard": shard,
         "sequences": n,
@@ -252,10 +184,11 @@ def write_manifest(config: DatagenConfig, out_dir: str | Path) -> dict:
         "git_revision": git_revision(),
         "channels": {ch: UNITS[ch] for ch in config.channels},
         "num_shards": config.num_shards,
+        # What the surrogates subtract (OCV, U_n) and count with (capacity): read by training
+        # and featurizers without PyBaMM.
+        "tables": rest_tables(chem.name),
     }
-    tmp = path.with_name(MANIFEST + ".tmp")
-    tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True))
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(manifest, indent=2, sort_keys=True))
     return manifest
 
 

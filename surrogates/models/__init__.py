@@ -8,6 +8,9 @@ Every model maps normalised inputs to normalised outputs (see :mod:`surrogates.m
   ``x_t`` ``(B, N_INPUTS)`` and ``y_t`` ``(B, n_out)``; a step rollout equals the forward.
   A state is a dict of tensors (or lists of tensors) with the batch in dim 0, so rows can
   be replaced independently (:func:`scatter_state`).
+* ``training_modules``: names of submodules only training uses (JEPA's context and target
+  encoders and heads); checkpoints hold the rest (:func:`inference_state_dict`), and a loaded
+  model has them removed (:func:`inference_only`) so weights load with ``strict=True``.
 """
 
 from __future__ import annotations
@@ -37,6 +40,22 @@ def build_model(arch: str, **config) -> torch.nn.Module:
     """Instantiate architecture ``arch`` from config keyword arguments."""
     cfg_cls, model_cls = architecture(arch)
     return model_cls(cfg_cls(**config))
+
+
+def _is_training_key(model: torch.nn.Module, key: str) -> bool:
+    return key.split(".", 1)[0] in getattr(model, "training_modules", ())
+
+
+def inference_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The weights inference needs (CPU copies), without ``model.training_modules``."""
+    return {k: v.detach().cpu() for k, v in model.state_dict().items() if not _is_training_key(model, k)}
+
+
+def inference_only(model: torch.nn.Module) -> torch.nn.Module:
+    """Remove ``model.training_modules`` (in place; returns ``model``): what a loaded checkpoint builds."""
+    for name in getattr(model, "training_modules", ()):
+        delattr(model, name)
+    return model
 
 
 def scatter_state(state, rows: torch.Tensor, fresh):

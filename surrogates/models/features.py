@@ -4,7 +4,8 @@ Glossary (units as in :mod:`surrogates.common.channels`):
 
     I      applied current [A], PyBaMM sign; the network sees the C-rate I / I_1C
     soc    coulomb-counted state of charge [1] at the end of each interval (never learned)
-    OCV    open-circuit voltage of the cell at soc, 25 C [V] (table from the DFN at rest)
+    OCV    open-circuit voltage of the cell at soc, 25 C [V] (table from the DFN at rest, carried by
+           the dataset manifest and the checkpoint: :mod:`surrogates.physics.rest_tables`)
     U_n    negative-electrode potential at rest at soc [V]: the plating margin at rest
     T_amb  ambient temperature [K]; the cell starts at it
 
@@ -72,20 +73,25 @@ class Featurizer:
 
     # ------------------------------------------------------------------ building
     @classmethod
-    def from_dfn(cls, chemistry: str, dt: float = DEFAULT_DT, points: int = 101) -> "Featurizer":
-        """Tables from the DFN itself: the cell at rest at ``points`` SOCs (about a second)."""
-        from surrogates.physics.dfn import DFNSimulator
-
-        sim = DFNSimulator(chemistry, dt=dt, substeps=1)
-        # Not exactly 0: lfp's rest voltage at 0 % SOC sits on its simulation window's edge
-        # (2.0 V), where PyBaMM's cut-off event fires at t = 0. np.interp holds the end values.
-        grid = np.linspace(1e-3, 1.0, points)
-        rest = [sim.reset(float(s), T_REF) for s in grid]
+    def from_tables(cls, chemistry: str, dt: float, tables: dict) -> "Featurizer":
+        """From rest tables (:func:`surrogates.physics.rest_tables.rest_tables`), with unit statistics."""
         return cls(
-            chemistry=chemistry, dt=float(dt), capacity_ah=sim.capacity_ah, soc_grid=grid.tolist(),
-            ocv=[r["voltage"] for r in rest], u_neg=[r["plating_margin"] for r in rest],
+            chemistry=chemistry, dt=float(dt), capacity_ah=float(tables["capacity_ah"]),
+            soc_grid=list(tables["soc_grid"]), ocv=list(tables["ocv"]), u_neg=list(tables["u_neg"]),
             target_mean=[0.0] * len(MODEL_CHANNELS), target_std=[1.0] * len(MODEL_CHANNELS),
         )
+
+    @classmethod
+    def from_dataset(cls, ds) -> "Featurizer":
+        """From the tables a dataset's manifest carries (no PyBaMM); statistics still to fit."""
+        return cls.from_tables(ds.meta["chemistry"], ds.dt, ds.tables)
+
+    @classmethod
+    def from_dfn(cls, chemistry: str, dt: float = DEFAULT_DT, points: int = 101) -> "Featurizer":
+        """Tables computed now from the DFN (needs PyBaMM; about a second)."""
+        from surrogates.physics.rest_tables import rest_tables
+
+        return cls.from_tables(chemistry, dt, rest_tables(chemistry, points))
 
     def fit_statistics(self, arrays: dict[str, np.ndarray], lengths: np.ndarray, initial: dict[str, np.ndarray]) -> None:
         """Set ``target_mean``/``target_std`` from a dataset's valid (unpadded) steps."""

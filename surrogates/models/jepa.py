@@ -107,6 +107,8 @@ class JEPA(nn.Module):
     """Latent-dynamics surrogate pretrained as a JEPA (see module docstring)."""
 
     arch = "jepa"
+    training_modules = ("context_encoder", "target_encoder", "bridge", "head")
+    """Pretraining machinery: not shipped in checkpoints (see :func:`surrogates.models.inference_only`)."""
 
     def __init__(self, cfg: JEPAConfig):
         super().__init__()

@@ -19,11 +19,12 @@ import numpy as np
 import torch
 
 from surrogates.models.features import Featurizer
-from surrogates.models import ARCHITECTURES, architecture, scatter_state
+from surrogates.models import ARCHITECTURES, architecture, inference_only, inference_state_dict, scatter_state
 
 CHECKPOINT_DIR = Path(__file__).resolve().parent / "checkpoints"
 """Shipped checkpoints: ``{chemistry}-{arch}.pt`` with a card ``{chemistry}-{arch}.md``."""
-CHECKPOINT_FORMAT = 1
+CHECKPOINT_FORMAT = 2
+"""2: inference weights only (format 1 also held JEPA's training modules; still read)."""
 
 
 class CheckpointError(ValueError):
@@ -46,8 +47,7 @@ def save_checkpoint(path: str | Path, model: torch.nn.Module, featurizer: Featur
         "chemistry": featurizer.chemistry,
         "dt": featurizer.dt,
         "model_config": asdict(model.cfg),
-        # Only what inference needs (JEPA's target encoder is training machinery).
-        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "state_dict": inference_state_dict(model),
         "featurizer": featurizer.to_dict(),
         "meta": meta,
     }
@@ -203,7 +203,7 @@ def load_surrogate(chemistry: str = "nmc", arch: str | None = "mamba", path: str
             f"`python experiments/train_surrogate.py --chemistry {chemistry} --arch {arch}`"
         )
     blob = torch.load(p, map_location="cpu", weights_only=False)
-    if not isinstance(blob, dict) or blob.get("format") != CHECKPOINT_FORMAT:
+    if not isinstance(blob, dict) or blob.get("format") not in (1, CHECKPOINT_FORMAT):
         raise CheckpointError(f"{p} is not a cellgym surrogate checkpoint of format {CHECKPOINT_FORMAT}")
     if arch is not None and blob["arch"] != arch:
         raise CheckpointError(f"{p} holds a {blob['arch']} surrogate, not {arch}; pass arch={blob['arch']!r} or another path")
@@ -215,10 +215,14 @@ def load_surrogate(chemistry: str = "nmc", arch: str | None = "mamba", path: str
         )
     arch = blob["arch"]
     cfg_cls, model_cls = architecture(arch)
-    model = model_cls(cfg_cls(**blob["model_config"]))
-    missing, unexpected = model.load_state_dict(blob["state_dict"], strict=False)
-    if unexpected or [k for k in missing if not k.startswith("target_encoder")]:
-        raise CheckpointError(f"{p} does not match the {arch} architecture in this version: missing {missing}, unexpected {unexpected}")
+    model = inference_only(model_cls(cfg_cls(**blob["model_config"])))
+    weights = blob["state_dict"]
+    if blob["format"] == 1:  # training modules were saved too
+        weights = {k: v for k, v in weights.items() if k.split(".", 1)[0] not in getattr(model_cls, "training_modules", ())}
+    try:
+        model.load_state_dict(weights, strict=True)
+    except RuntimeError as err:
+        raise CheckpointError(f"{p} does not match the {arch} architecture in this version: {err}") from None
     return Surrogate(model, Featurizer.from_dict(blob["featurizer"]), blob["meta"], device=device)
 
 

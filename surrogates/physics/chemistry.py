@@ -2,6 +2,10 @@
 
 Add a chemistry by adding a :class:`Chemistry` to :data:`CHEMISTRIES`, never by forking code.
 
+A chemistry is plain data: importing this module does not import PyBaMM (the env and the
+surrogates need the limits and the capacity, not the solver). :meth:`Chemistry.parameter_values`
+imports PyBaMM when the DFN is built.
+
 Two windows matter and they differ on purpose:
 
 * the *operating* limits (``v_max``, ``v_min``) are what the environment constrains and
@@ -16,10 +20,10 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-os.environ.setdefault("PYBAMM_DISABLE_TELEMETRY", "true")  # no network calls from a library
-
-import pybamm  # noqa: E402
+if TYPE_CHECKING:
+    import pybamm
 
 
 # A123 ANR26650M1 (Prada2013's cell) has no thermal or current-collector parameters in
@@ -73,6 +77,9 @@ class Chemistry:
     """PyBaMM parameter set, recorded by its name in every artefact."""
     cell: str
     """The physical cell the parameter set describes."""
+    capacity_ah: float
+    """Nominal capacity [A.h] (1C in amperes): the parameter set's "Nominal cell capacity [A.h]",
+    kept here so that nothing but the DFN needs PyBaMM (a test checks they agree)."""
     v_max: float
     """Operating upper voltage limit [V] (the constraint agents must respect)."""
     v_min: float
@@ -99,6 +106,7 @@ class Chemistry:
         """
         if window not in ("operating", "simulation"):
             raise ValueError(f"window must be 'operating' or 'simulation', not {window!r}")
+        pybamm = _pybamm()
         values = pybamm.ParameterValues(self.parameter_set)
         values.update(self.extra_parameters, check_already_exists=False)
         if degradation:
@@ -120,15 +128,18 @@ class Chemistry:
         if self.degradation_parameter_set is None:
             have = ", ".join(sorted(n for n, c in CHEMISTRIES.items() if c.degradation_parameter_set))
             raise ValueError(f"chemistry {self.name!r} has no degradation parameters; chemistries with them: {have}")
+        pybamm = _pybamm()
         base = pybamm.ParameterValues(self.parameter_set)
         source = pybamm.ParameterValues(self.degradation_parameter_set)
         keys = [k for k in source.keys() if k != "citations" and (k not in base.keys() or k in _DEGRADATION_OVERRIDES)]
         return {k: source[k] for k in sorted(keys)}
 
-    @property
-    def capacity_ah(self) -> float:
-        """Nominal capacity [A.h] from the parameter set (1C in amperes)."""
-        return float(pybamm.ParameterValues(self.parameter_set)["Nominal cell capacity [A.h]"])
+
+def _pybamm():
+    os.environ.setdefault("PYBAMM_DISABLE_TELEMETRY", "true")  # no network calls from a library
+    import pybamm
+
+    return pybamm
 
 
 CHEMISTRIES: dict[str, Chemistry] = {
@@ -136,6 +147,7 @@ CHEMISTRIES: dict[str, Chemistry] = {
         name="nmc",
         parameter_set="Chen2020",
         cell="LG M50 21700, NMC811 / graphite-SiOx, 5 Ah",
+        capacity_ah=5.0,
         v_max=4.2,
         v_min=2.5,
         sim_v_max=4.4,
@@ -147,6 +159,7 @@ CHEMISTRIES: dict[str, Chemistry] = {
         name="lfp",
         parameter_set="Prada2013",
         cell="A123 ANR26650M1, LFP / graphite, 2.3 Ah",
+        capacity_ah=2.3,
         v_max=3.6,
         v_min=2.0,
         sim_v_max=3.8,
