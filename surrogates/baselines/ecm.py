@@ -71,7 +71,7 @@ from scipy.optimize import least_squares
 
 os.environ.setdefault("PYBAMM_DISABLE_TELEMETRY", "true")
 
-from surrogates.common.channels import SECONDS_PER_HOUR  # noqa: E402
+from surrogates.common.channels import SECONDS_PER_HOUR, check_kelvin  # noqa: E402
 
 FITS_DIR = Path(__file__).resolve().parent / "fits"
 """Shipped ECM fits: ``{chemistry}-ecm.json`` (refit with ``validate_surrogates.py --fit-ecm``)."""
@@ -251,11 +251,6 @@ def _as_batch(x, name: str, B: int) -> np.ndarray:
     return np.broadcast_to(arr.reshape(-1), (B,)).copy()
 
 
-def _check_ambient(amb: np.ndarray) -> None:
-    if not np.all(np.isfinite(amb)) or np.any(amb <= 200.0) or np.any(amb >= 400.0):
-        raise ValueError("ambient_temperature is in kelvin and must be in (200, 400) (degrees Celsius? add 273.15)")
-
-
 def _expand(current: np.ndarray, soc0: np.ndarray, substeps: int, dt: float, capacity_ah: float):
     """Currents and coulomb-counted SOC on ``substeps`` sub-intervals per interval."""
     sub = np.repeat(current, substeps, axis=1) if substeps > 1 else current
@@ -290,7 +285,7 @@ def simulate_ecm_numpy(params: ECMParameters, current, soc0, ambient_temperature
     B = cur.shape[0]
     soc0 = _as_batch(soc0, "soc0", B)
     amb = _as_batch(ambient_temperature, "ambient_temperature", B)
-    _check_ambient(amb)
+    check_kelvin(amb)
     ns = int(substeps)
     if ns < 1:
         raise ValueError(f"substeps must be >= 1, got {substeps!r}")
@@ -469,7 +464,7 @@ def fit_ecm(dataset_train, featurizer, *, n_knots: int = 16, max_sequences: int 
     current = np.where(mask, current, 0.0)
     soc0 = np.asarray(dataset_train.initial["soc"][rows], dtype=np.float64)
     ambient = np.asarray(dataset_train.initial["ambient_temperature"][rows], dtype=np.float64)
-    _check_ambient(ambient)
+    check_kelvin(ambient)
     soc = featurizer.soc_sequence(current, soc0)
     volt_data = np.where(mask, np.asarray(arr["voltage"][rows, :L], dtype=np.float64), 0.0)
     temp_data = np.where(mask, np.asarray(arr["temperature"][rows, :L], dtype=np.float64), ambient[:, None])
@@ -660,7 +655,7 @@ def simulate_ecm_pybamm(params: ECMParameters, current, soc0: float, ambient_tem
     if cur.ndim != 1:
         raise ValueError(f"simulate_ecm_pybamm takes one sequence: current [L], got shape {cur.shape}")
     amb = float(ambient_temperature)
-    _check_ambient(np.array([amb]))
+    check_kelvin(np.array([amb]))
     model, solver = _pybamm_model(params, rtol, atol)
     inputs = {"Initial SoC": float(soc0), "Initial temperature [K]": amb, "Ambient temperature [K]": amb}
     out = {"voltage": [], "temperature": [], "soc": []}

@@ -81,6 +81,15 @@ def celsius_to_kelvin(t_c: float) -> float:
     return t_c + 273.15
 
 
-def kelvin_to_celsius(t_k: float) -> float:
-    """Temperature in kelvin -> degrees Celsius."""
-    return t_k - 273.15
+KELVIN_RANGE = (200.0, 400.0)
+"""Temperatures [K] a cell can have; a value outside is almost surely degrees Celsius."""
+
+
+def check_kelvin(value, name: str = "ambient_temperature") -> None:
+    """Refuse a temperature (scalar or array) that is not finite and inside :data:`KELVIN_RANGE`."""
+    import numpy as np
+
+    v = np.asarray(value, dtype=np.float64)
+    if not np.all(np.isfinite(v) & (v > KELVIN_RANGE[0]) & (v < KELVIN_RANGE[1])):
+        raise ValueError(f"{name} is in kelvin and must be in {KELVIN_RANGE}, got {value!r}; "
+                         "did you pass degrees Celsius? add 273.15")

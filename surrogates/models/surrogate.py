@@ -1,7 +1,7 @@
 """A trained surrogate as a physical simulator: checkpoints in, channels in SI units out.
 
 >>> from surrogates import load_surrogate
->>> s = load_surrogate("nmc", "mamba")                     # the checkpoint shipped in the repo
+>>> s = load_surrogate("nmc", "jepa")                      # the checkpoint shipped in the repo
 >>> out = s.simulate(current=-5.0 * np.ones(360), soc0=0.1, ambient_temperature=298.15)
 >>> out["voltage"].shape                                   # (360,) [V], end of each 10 s interval
 
@@ -18,11 +18,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from surrogates.common.channels import check_kelvin
 from surrogates.models.features import Featurizer
 from surrogates.models import ARCHITECTURES, architecture, inference_only, inference_state_dict, scatter_state
 
 CHECKPOINT_DIR = Path(__file__).resolve().parent / "checkpoints"
 """Shipped checkpoints: ``{chemistry}-{arch}.pt`` with a card ``{chemistry}-{arch}.md``."""
+DEFAULT_ARCH = "jepa"
+"""The architecture used where none is named (the most accurate shipped surrogate): by
+:func:`load_surrogate` and by the environment."""
 CHECKPOINT_FORMAT = 2
 """2: inference weights only (format 1 also held JEPA's training modules; still read)."""
 
@@ -118,7 +122,7 @@ class Surrogate:
         B = cur.shape[0]
         soc0 = np.broadcast_to(np.asarray(soc0, dtype=np.float64), (B,))
         amb = np.broadcast_to(np.asarray(ambient_temperature, dtype=np.float64), (B,))
-        _check_ambient(amb)
+        check_kelvin(amb)
         x, init, soc = self.featurizer.inputs(cur, soc0, amb)
         y = self.model(torch.from_numpy(x).to(self.device), torch.from_numpy(init).to(self.device))
         out = self.featurizer.decode(y, soc, amb)
@@ -130,7 +134,7 @@ class Surrogate:
         """A batch of cells at rest at ``soc0`` ``[B]`` and ``ambient_temperature`` ``[B]`` [K]."""
         soc0 = np.atleast_1d(np.asarray(soc0, dtype=np.float64))
         amb = np.broadcast_to(np.asarray(ambient_temperature, dtype=np.float64), soc0.shape).copy()
-        _check_ambient(amb)
+        check_kelvin(amb)
         init = torch.from_numpy(self.featurizer.init_vector(soc0, amb)).to(self.device)
         state = self.model.initial_state(len(soc0), init, **kwargs)
         return SurrogateState(model=state, soc=soc0.copy(), ambient=amb, steps=np.zeros(len(soc0), dtype=np.int64),
@@ -174,12 +178,7 @@ class Surrogate:
         return state
 
 
-def _check_ambient(amb: np.ndarray) -> None:
-    if not np.all(np.isfinite(amb) & (amb > 200.0) & (amb < 400.0)):
-        raise ValueError("ambient_temperature is in kelvin and must be in (200, 400); did you pass Celsius? add 273.15")
-
-
-def load_surrogate(chemistry: str = "nmc", arch: str | None = "mamba", path: str | Path | None = None,
+def load_surrogate(chemistry: str = "nmc", arch: str | None = DEFAULT_ARCH, path: str | Path | None = None,
                    device: str | torch.device = "cpu", dt: float | None = None) -> Surrogate:
     """Load a surrogate checkpoint: the shipped one for ``chemistry``/``arch``, or ``path``.
 

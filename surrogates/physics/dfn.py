@@ -37,6 +37,7 @@ from surrogates.common.channels import (  # noqa: E402
     PYBAMM_DEGRADATION_VARIABLES,
     PYBAMM_VARIABLES,
     SECONDS_PER_HOUR,
+    check_kelvin,
 )
 from surrogates.physics.chemistry import DEGRADATION_OPTIONS, Chemistry, get_chemistry  # noqa: E402
 
@@ -182,11 +183,7 @@ class DFNSimulator:
         """
         if not (math.isfinite(soc) and 0.0 <= soc <= 1.0):
             raise ValueError(f"soc must be in [0, 1], got {soc!r}")
-        if not (math.isfinite(ambient_temperature) and 200.0 < ambient_temperature < 400.0):
-            raise ValueError(
-                f"ambient_temperature is in kelvin and must be in (200, 400), got {ambient_temperature!r}"
-                " (did you pass degrees Celsius? add 273.15)"
-            )
+        check_kelvin(ambient_temperature)
         self._inputs = self.initial_inputs(soc, ambient_temperature)
         self._solution = None
         self._soc = float(soc)

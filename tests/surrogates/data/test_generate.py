@@ -133,3 +133,18 @@ def test_degradation_dataset_records_capacity_lost(tmp_path):
     with pytest.raises(ValueError, match="no degradation parameters"):
         generate(DatagenConfig(chemistry="lfp", num_sequences=1, degradation=True), tmp_path / "lfp", workers=1,
                  progress=False)
+
+
+def test_manifest_carries_the_rest_tables_and_older_manifests_get_them(tmp_path):
+    from surrogates.models.features import Featurizer
+
+    generate(DatagenConfig(num_sequences=2, shard_size=2, seed=1, protocols=ProtocolConfig(max_duration_s=60.0)),
+             tmp_path / "d", workers=1, progress=False)
+    ds = open_dataset(tmp_path / "d")
+    assert Featurizer.from_dataset(ds).ocv == Featurizer.from_dfn("nmc").ocv
+    manifest = tmp_path / "d" / "dataset.json"
+    old = json.loads(manifest.read_text())
+    del old["tables"]
+    manifest.write_text(json.dumps(old))
+    assert open_dataset(tmp_path / "d").tables == ds.tables
+    assert "tables" in json.loads(manifest.read_text())  # written back, once
