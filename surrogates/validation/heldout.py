@@ -23,6 +23,7 @@ import h5py
 import numpy as np
 
 from surrogates.common.channels import LEARNED_CHANNELS
+from surrogates.common.tables import markdown_table as table
 
 VALIDATION_DIR = Path(__file__).resolve().parent
 _CHANNELS = ("current", "voltage", "temperature", "plating_margin", "voltage_max", "temperature_max", "plating_margin_min")
@@ -151,23 +152,27 @@ def dfn_step_time(chemistry: str, dt: float, steps: int = 30, c_rate: float = 1.
 # --------------------------------------------------------------------------- report
 def markdown_table(results: dict[str, dict[str, dict[str, float]]], speed: dict[str, dict[str, float]] | None = None) -> str:
     """``results[model][split] -> errors`` as one markdown table (plus a speed table)."""
-    lines = ["| model | split | seqs | V MAE [mV] | V RMSE [mV] | V MSE [V^2] | T MAE [K] | plating margin MAE [mV] |",
-             "|---|---|---|---|---|---|---|---|"]
-    for model, splits in results.items():
-        for split, m in splits.items():
-            pm = f"{m['plating_margin_mae_mV']:.2f}" if "plating_margin_mae_mV" in m else "n/a"
-            lines.append(f"| {model} | {split} | {m['sequences']} | {m['voltage_mae_mV']:.2f} | {m['voltage_rmse_mV']:.2f} | "
-                         f"{m['voltage_mse']:.2e} | {m['temperature_mae_K']:.3f} | {pm} |")
+    rows = [(model, split, m) for model, splits in results.items() for split, m in splits.items()]
+    text = table(rows, [
+        ("model", lambda r: r[0]), ("split", lambda r: r[1]), ("seqs", lambda r: r[2]["sequences"]),
+        ("V MAE [mV]", lambda r: f"{r[2]['voltage_mae_mV']:.2f}"), ("V RMSE [mV]", lambda r: f"{r[2]['voltage_rmse_mV']:.2f}"),
+        ("V MSE [V^2]", lambda r: f"{r[2]['voltage_mse']:.2e}"), ("T MAE [K]", lambda r: f"{r[2]['temperature_mae_K']:.3f}"),
+        ("plating margin MAE [mV]",
+         lambda r: f"{r[2]['plating_margin_mae_mV']:.2f}" if "plating_margin_mae_mV" in r[2] else "n/a"),
+    ])
     if speed:
-        lines += ["", "| model | s per cell-step, batch 1 | s per cell-step, batch 1024 | speed-up vs DFN at 1024 |",
-                  "|---|---|---|---|"]
         dfn = speed.get("DFN (PyBaMM)", {}).get("batch_1")
-        for model, s in speed.items():
+
+        def ratio(s: dict) -> str:
             b1024 = s.get("batch_1024")
-            ratio = f"{dfn / b1024:,.0f}x" if dfn and b1024 else "-"
-            lines.append(f"| {model} | {s['batch_1']:.2e} | {b1024:.2e} | {ratio} |" if b1024 else
-                         f"| {model} | {s['batch_1']:.2e} | - | 1x |")
-    return "\n".join(lines)
+            return (f"{dfn / b1024:,.0f}x" if dfn else "-") if b1024 else "1x"
+
+        text += "\n\n" + table(list(speed.items()), [
+            ("model", lambda r: r[0]), ("s per cell-step, batch 1", lambda r: f"{r[1]['batch_1']:.2e}"),
+            ("s per cell-step, batch 1024", lambda r: f"{r[1]['batch_1024']:.2e}" if r[1].get("batch_1024") else "-"),
+            ("speed-up vs DFN at 1024", lambda r: ratio(r[1])),
+        ])
+    return text
 
 
 def plot_sequences(preds: dict[str, dict[str, np.ndarray]], vs: ValidationSet, rows: list[int], path: str | Path, dt: float,
