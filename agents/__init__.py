@@ -1,6 +1,13 @@
-"""Charging agents: stable-baselines3 hyperparameters, rule-based baselines, evaluation."""
+"""Charging agents: stable-baselines3 training, rule-based baselines, evaluation.
+
+* :mod:`agents.algorithms`: the algorithm map (name -> SB3 class), the hyperparameter files, saved agents
+* :mod:`agents.train`: one training run (what ``experiments/train_agent.py`` runs)
+* :mod:`agents.callbacks`: TensorBoard statistics and figures, the diagnostic warm-up
+* :mod:`agents.baselines`: CC-CV and multi-step CC policies
+* :mod:`agents.evaluation`: replays on either backend, the results table and figure
+"""
 
 from pathlib import Path
 
 HYPERPARAMS_DIR = Path(__file__).resolve().parent / "hyperparams"
-"""rl-baselines3-zoo style YAML files, one per algorithm, keyed by env id."""
+"""rl-baselines3-zoo YAML files, one per algorithm, keyed by env id (see :mod:`agents.algorithms`)."""

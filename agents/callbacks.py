@@ -20,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import Figure, TensorBoardOutputFormat
+from stable_baselines3.common.vec_env import SubprocVecEnv
 
 from envs.charging import REWARD_TERMS
 
@@ -80,27 +81,48 @@ class ChargeStatsCallback(BaseCallback):
 
 
 class DiagnosticWarmupCallback(BaseCallback):
-    """Ramp the training env's learned-diagnostic weights linearly from 0 to ``weights`` over the first
-    ``warmup_steps`` environment steps (set at the start of every rollout).
+    """Ramp the training env's learned-diagnostic weights linearly from 0 to their values over the first
+    ``fraction`` of the training's environment steps (set at the start of every rollout).
 
     The agent first learns to charge under the physics penalties, then pays for what the
     diagnostics see. With the full weights from the first step, PPO's early, plating-heavy
     charges cost so much that some seeds learned to rest: the action saturates at "rest" and
     exploration never comes back. The evaluation env keeps the full weights, so the best policy
     is chosen against the final reward.
+
+    The full weights are the training env's own (``config.diagnostic_weights`` when training
+    starts), so the callback needs no env settings and works from a hyperparameter file's
+    ``callback`` key (in rl_zoo3 too). It sets the weights on the env objects, so it needs a VecEnv
+    whose envs live in this process (``SurrogateVecEnv``; ``DummyVecEnv``, rl_zoo3's default). A
+    training env without diagnostics is left alone.
     """
 
-    def __init__(self, weights: dict[str, float], warmup_steps: int, verbose: int = 0):
+    def __init__(self, fraction: float = 0.3, verbose: int = 0):
         super().__init__(verbose)
-        self.weights = dict(weights)
-        self.warmup_steps = int(warmup_steps)
+        if not 0.0 <= fraction <= 1.0:
+            raise ValueError(f"fraction is a share of the training's steps, in [0, 1]; got {fraction!r}")
+        self.fraction = float(fraction)
+        self.weights: dict[str, float] = {}
+        self.warmup_steps = 0
+        self._configs: list = []
+
+    def _on_training_start(self) -> None:
+        if isinstance(self.training_env.unwrapped, SubprocVecEnv):
+            raise ValueError("DiagnosticWarmupCallback sets the weights on the env objects and cannot reach a "
+                             "SubprocVecEnv's; use SurrogateVecEnv or a DummyVecEnv (rl_zoo3: --vec-env dummy)")
+        self._configs = [c for c in self.training_env.get_attr("config") if c.diagnostics]
+        self.weights = dict(self._configs[0].diagnostic_weights) if self._configs else {}
+        self.warmup_steps = int(self.fraction * self.locals["total_timesteps"])
 
     def scale(self) -> float:
         return 1.0 if self.warmup_steps <= 0 else min(1.0, self.num_timesteps / self.warmup_steps)
 
     def _on_rollout_start(self) -> None:
+        if not self.weights:
+            return
         s = self.scale()
-        self.training_env.set_attr("diagnostic_weights", {k: w * s for k, w in self.weights.items()})
+        for config in self._configs:  # the env's diagnostic terms read them at every step
+            config.diagnostic_weights = {k: w * s for k, w in self.weights.items()}
         self.logger.record("charts/diagnostic_weight_scale", s)
 
     def _on_step(self) -> bool:
@@ -108,13 +130,15 @@ class DiagnosticWarmupCallback(BaseCallback):
 
 
 class ProfileFigureCallback(BaseCallback):
-    """After each evaluation: one deterministic charge on the surrogate, as a TensorBoard figure."""
+    """After each evaluation: one deterministic charge from ``start`` on the surrogate, as a TensorBoard figure.
 
-    def __init__(self, chemistry: str, surrogate, start, device: str = "cpu", env_kwargs: dict | None = None,
-                 verbose: int = 0):
+    ``env_kwargs``: keyword arguments of :class:`envs.charging.FastChargeEnv` but ``backend``
+    (``chemistry``, ``surrogate``, ``device``, limits, weights...), e.g. the training env's.
+    """
+
+    def __init__(self, start, env_kwargs: dict, verbose: int = 0):
         super().__init__(verbose)
-        self.chemistry, self.surrogate, self.start = chemistry, surrogate, start
-        self.device, self.env_kwargs = device, dict(env_kwargs or {})
+        self.start, self.env_kwargs = start, dict(env_kwargs)
         self._env = None
 
     def _on_step(self) -> bool:
@@ -122,8 +146,7 @@ class ProfileFigureCallback(BaseCallback):
         from envs.charging import FastChargeEnv
 
         if self._env is None:
-            self._env = FastChargeEnv(self.chemistry, backend="surrogate", surrogate=self.surrogate, device=self.device,
-                                      **self.env_kwargs)
+            self._env = FastChargeEnv(backend="surrogate", **self.env_kwargs)
         trace = rollout(self.model, self._env, self.start)
         row = summarize(trace, self._env.config)
         fig = plot_traces({"agent": trace}, self._env.config, None,

@@ -13,10 +13,15 @@ CC-CV and multi-step CC are judged by the same code on the surrogate or on PyBaM
 
 from __future__ import annotations
 
+import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
+
+from surrogates.common.tables import markdown_table
 
 TRACE_KEYS = ("elapsed", "c_rate", "current", "voltage", "voltage_max", "temperature", "temperature_max",
               "plating_margin", "plating_margin_min", "soc")
@@ -127,19 +132,24 @@ def fastest_safe_cccv(env, start: Start, low: float = 0.5, high: float = 3.0, to
     return best
 
 
+RESULT_COLUMNS: list[tuple[str, Callable[[dict], str]]] = [
+    ("start", lambda r: r["start"]),
+    ("policy", lambda r: r["policy"]),
+    ("10->80 % time [min]", lambda r: "not reached" if math.isnan(r["charge_time_min"]) else f"{r['charge_time_min']:.1f}"),
+    ("max V [V]", lambda r: f"{r['max_voltage_V']:.3f}"),
+    ("max T [C]", lambda r: f"{r['max_temperature_C']:.1f}"),
+    ("min plating margin [mV]", lambda r: f"{r['min_plating_margin_mV']:.1f}"),
+    ("violating steps (V/T/plating)",
+     lambda r: f"{r['violating_steps']} ({r['voltage_steps']}/{r['temperature_steps']}/{r['plating_steps']})"),
+    ("time plating [min]", lambda r: f"{r['time_plating_min']:.1f}"),
+    ("solver failure", lambda r: "yes" if r["solver_failure"] else "no"),
+]
+"""The results table's columns, over rows of :func:`summarize` with ``start`` and ``policy``."""
+
+
 def markdown(rows: list[dict]) -> str:
     """The results table: one row per (start, policy)."""
-    head = ("| start | policy | 10->80 % time [min] | max V [V] | max T [C] | min plating margin [mV] | "
-            "violating steps (V/T/plating) | time plating [min] | solver failure |")
-    lines = [head, "|---" * (head.count("|") - 1) + "|"]
-    for r in rows:
-        t = f"{r['charge_time_min']:.1f}" if not math.isnan(r["charge_time_min"]) else "not reached"
-        lines.append(
-            f"| {r['start']} | {r['policy']} | {t} | {r['max_voltage_V']:.3f} | {r['max_temperature_C']:.1f} | "
-            f"{r['min_plating_margin_mV']:.1f} | {r['violating_steps']} ({r['voltage_steps']}/{r['temperature_steps']}/"
-            f"{r['plating_steps']}) | {r['time_plating_min']:.1f} | {'yes' if r['solver_failure'] else 'no'} |"
-        )
-    return "\n".join(lines)
+    return markdown_table(rows, RESULT_COLUMNS)
 
 
 def plot_traces(traces: dict[str, dict], config, path=None, title: str = ""):
@@ -178,47 +188,29 @@ def plot_traces(traces: dict[str, dict], config, path=None, title: str = ""):
 
 
 # --------------------------------------------------------------------------- a saved run
-ALGORITHMS = ("ppo", "sac", "td3")
+def evaluate_policy_on_backend(run_dir, backend: str = "pybamm", starts=None, cccv_rates=None, multistep=None,
+                               search_safe_cccv: bool = True, surrogate_gap: bool = True, out_name: str = "evaluation",
+                               extra: dict | None = None) -> dict:
+    """Replay a run's policy and the baselines on ``backend``; write ``<out_name>.md``, ``.png`` and ``.json``.
 
-
-def load_agent(run_dir, device: str = "cpu"):
-    """The policy of a run folder written by experiments/train_agent.py, and its resolved config."""
-    from pathlib import Path
-
-    import yaml
-    from stable_baselines3 import PPO, SAC, TD3
-
-    run_dir = Path(run_dir)
-    cfg_path, policy_path = run_dir / "config.yml", run_dir / "policy.zip"
-    for p in (cfg_path, policy_path):
-        if not p.exists():
-            raise FileNotFoundError(f"{p} is missing: is {run_dir} a run folder of experiments/train_agent.py?")
-    resolved = yaml.safe_load(cfg_path.read_text())
-    algo = resolved["config"]["algo"]
-    cls = {"ppo": PPO, "sac": SAC, "td3": TD3}[algo]
-    return cls.load(policy_path, device=device), resolved
-
-
-def evaluate_policy_on_backend(run_dir, backend: str = "pybamm", starts=None, cccv_rates=(1.0, 1.5, 2.0),
-                               multistep=((0.4, 2.0), (0.6, 1.5), (0.8, 1.0)), search_safe_cccv: bool = True,
-                               surrogate_gap: bool = True, out_name: str = "evaluation") -> dict:
-    """Replay a run's policy and the baselines on ``backend``; write ``<out_name>.md`` / ``.png``; print the table.
-
-    The envs use the run's shared env settings (``config.env``) with the env's own limits,
-    not the training-only ones (``config.train_env``). With ``surrogate_gap`` the agent is
-    also replayed on the surrogate, and the relative charge-time gap is reported.
+    ``starts`` (:class:`Start` s), ``cccv_rates`` [C] and ``multistep`` ([(soc_upto, C-rate), ...])
+    default to the run's. The envs use the run's shared env settings (``config.env``) with the env's
+    own limits, not the training env's tightened ones. With ``surrogate_gap`` the agent is also
+    replayed on the surrogate, and the relative charge-time gap is reported. ``extra`` is added to
+    the report (e.g. the training time). Prints the table.
     """
-    from pathlib import Path
-
     import gymnasium as gym
 
     import envs
+    from agents.algorithms import load_agent
     from agents.baselines import CCCVPolicy, MultiStepCCPolicy
 
     run_dir = Path(run_dir)
     agent, resolved = load_agent(run_dir)
     rc = resolved["config"]
     starts = starts or [Start(*s) for s in rc["starts"]]
+    cccv_rates = rc["cccv_rates"] if cccv_rates is None else cccv_rates
+    multistep = rc["multistep"] if multistep is None else multistep
     make = lambda b: gym.make(envs.FAST_CHARGE_ID, chemistry=rc["chemistry"], backend=b,  # noqa: E731
                               surrogate=rc["surrogate"], **rc["env"])
     env = make(backend)
@@ -254,11 +246,13 @@ def evaluate_policy_on_backend(run_dir, backend: str = "pybamm", starts=None, cc
             f"Baselines hold CV at v_max - {CV_MARGIN * 1e3:.0f} mV.\n\n"
             + markdown(rows) + "\n")
     if gaps:
-        text += "\nAgent charge time, surrogate vs " + backend + ":\n\n| start | surrogate [min] | " + backend + \
-            " [min] | gap |\n|---|---|---|---|\n" + "".join(
-                f"| {g['start']} | {g['surrogate_min']:.1f} | {g[f'{backend}_min']:.1f} | {g['gap_percent']:+.1f} % |\n"
-                for g in gaps)
+        text += f"\nAgent charge time, surrogate vs {backend}:\n\n" + markdown_table(gaps, [
+            ("start", lambda g: g["start"]), ("surrogate [min]", lambda g: f"{g['surrogate_min']:.1f}"),
+            (f"{backend} [min]", lambda g: f"{g[f'{backend}_min']:.1f}"), ("gap", lambda g: f"{g['gap_percent']:+.1f} %"),
+        ]) + "\n"
     (run_dir / f"{out_name}.md").write_text(text)
     plot_traces(plots, config, run_dir / f"{out_name}.png", title=f"{starts[0].label}, {backend} backend")
     print(text)
-    return {"backend": backend, "rows": rows, "surrogate_gap": gaps}
+    report = {"backend": backend, "rows": rows, "surrogate_gap": gaps, **(extra or {})}
+    (run_dir / f"{out_name}.json").write_text(json.dumps(report, indent=2, default=float))
+    return report

@@ -1,14 +1,14 @@
 """Do the learned diagnostics buy safety, and at what cost in charge time? Train with and without, judge on the DFN.
 
     python experiments/ablate_diagnostics.py                       # PPO, nmc: two trainings + DFN replays
-    python experiments/ablate_diagnostics.py --total-timesteps 200000 --out runs/ablation-quick
+    python experiments/ablate_diagnostics.py --agent "{total_timesteps: 200000}" --out runs/ablation-quick
 
-Top to bottom: config -> one training per variant (``experiments/train_agent.py``'s ``run``, same
-seed, same settings; the only difference is the diagnostic reward terms of the training env) ->
-replay every policy, and a CC-CV reference, on PyBaMM's DFN *with* its degradation submodels
-(SEI growth and lithium plating, ``DFNSimulator(degradation=True)``) from each start condition ->
-table: charge time, lowest plating margin, time spent plating, capacity lost according to the
-DFN, and the degradation estimator's own estimate of it -> ``<out>/ablation.md`` and ``.json``.
+Top to bottom: config -> one training per variant (:func:`agents.train.train`, same seed, same
+settings; the only difference is the diagnostic reward terms of the training env) -> replay every
+policy, and a CC-CV reference, on PyBaMM's DFN *with* its degradation submodels (SEI growth and
+lithium plating, ``DFNSimulator(degradation=True)``) from each start condition -> table: charge
+time, lowest plating margin, time spent plating, capacity lost according to the DFN, and the
+degradation estimator's own estimate of it -> ``<out>/ablation.md`` and ``.json``.
 
 A variant whose run folder already holds a policy trained with the same settings is not
 retrained, so an interrupted ablation resumes where it stopped.
@@ -33,8 +33,18 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
+import gymnasium as gym  # noqa: E402
 import numpy as np  # noqa: E402
+import torch  # noqa: E402
 import yaml  # noqa: E402
+
+import envs  # noqa: E402
+from agents.algorithms import load_agent  # noqa: E402
+from agents.baselines import CCCVPolicy  # noqa: E402
+from agents.evaluation import CV_MARGIN, Start, markdown_table, rollout, summarize  # noqa: E402
+from agents.train import AgentConfig, is_trained, train  # noqa: E402
+from surrogates.common.cli import parse_config  # noqa: E402
+from surrogates.diagnostics import load_diagnostic  # noqa: E402
 
 
 @dataclass
@@ -42,13 +52,13 @@ class AblationConfig:
     """The ablation (defaults: the README's numbers, about 18 min on a 2-core CPU)."""
 
     agent: dict = field(default_factory=dict)
-    """Overrides of experiments/train_agent.py's AgentConfig shared by every variant, e.g. {total_timesteps: 1000000}."""
+    """Overrides of agents.train.AgentConfig shared by every variant, e.g. {total_timesteps: 1000000}."""
     variants: dict = field(default_factory=lambda: {
         "without diagnostics": {"diagnostics": []},
         "with diagnostics": {"diagnostics": ["plating", "degradation"]},
     })
-    """Variant name -> training-env settings added to AgentConfig.train_env (diagnostics and their weights;
-    weights not given are the env's defaults)."""
+    """Variant name -> training-env keyword arguments added to AgentConfig.train_env (over the hyperparameter
+    file's env_kwargs: diagnostics and their weights; weights not given are the file's, then the env's)."""
     starts: list = field(default_factory=lambda: [[0.1, 298.15], [0.1, 288.15], [0.1, 308.15]])
     """Start conditions of the DFN replay: [[soc, ambient K], ...]."""
     cccv_reference: float = 1.0
@@ -61,38 +71,17 @@ class AblationConfig:
     """Show progress bars."""
 
 
-def variant_config(cfg: AblationConfig, name: str, settings: dict):
+def variant_config(cfg: AblationConfig, name: str, settings: dict) -> AgentConfig:
     """The AgentConfig of one variant."""
-    from experiments.train_agent import AgentConfig
-
     base = AgentConfig(**{"threads": cfg.threads, "progress": cfg.progress, **cfg.agent})
     base.train_env = {**base.train_env, **copy.deepcopy(settings)}
     base.out = str(Path(cfg.out) / name.replace(" ", "-"))
     return base
 
 
-def already_trained(agent_cfg) -> bool:
-    """The run folder holds a policy trained with exactly these settings (then it is reused)."""
-    run_dir = agent_cfg.run_dir()
-    if not (run_dir / "policy.zip").exists() or not (run_dir / "config.yml").exists():
-        return False
-    saved = yaml.safe_load((run_dir / "config.yml").read_text())["config"]
-    mine = json.loads(json.dumps(asdict(agent_cfg)))
-
-    def effective(c: dict) -> dict:  # weights of diagnostics a run does not use change nothing
-        c = {k: v for k, v in c.items() if k not in ("progress", "threads")}
-        env = dict(c.get("train_env", {}))
-        if not env.get("diagnostics"):
-            env.pop("diagnostic_weights", None)
-            c.pop("diagnostic_warmup", None)
-        return {**c, "train_env": env}
-
-    return effective(saved) == effective(mine)
-
-
-def _diagnostic_settings(cfg: AblationConfig, name: str, settings: dict) -> dict:
-    """The diagnostic settings a variant's training env ends up with (its own over the defaults)."""
-    env = variant_config(cfg, name, settings).train_env
+def diagnostic_settings(run_dir: Path) -> dict:
+    """The diagnostics (and the weights of those used) a run's training env had."""
+    env = yaml.safe_load((run_dir / "config.yml").read_text())["hyperparams"]["env_kwargs"]
     out = {"diagnostics": list(env.get("diagnostics", []))}
     if out["diagnostics"]:
         out["diagnostic_weights"] = {k: v for k, v in env.get("diagnostic_weights", {}).items() if k in out["diagnostics"]}
@@ -101,8 +90,6 @@ def _diagnostic_settings(cfg: AblationConfig, name: str, settings: dict) -> dict
 
 def charge_metrics(trace: dict, config, estimator=None) -> dict:
     """Ablation columns for one DFN replay (a trace of agents.evaluation.rollout with capacity_lost)."""
-    from agents.evaluation import summarize
-
     row = summarize(trace, config)
     lost = trace["capacity_lost"]
     ok = np.isfinite(lost)
@@ -115,33 +102,26 @@ def charge_metrics(trace: dict, config, estimator=None) -> dict:
     return row
 
 
+def _fmt(v) -> str:
+    """A table cell: floats to 2 decimals, NaN as n/a, missing as empty."""
+    if v is None:
+        return ""
+    if isinstance(v, float):
+        return "n/a" if v != v else f"{v:.2f}"
+    return str(v)
+
+
 COLUMNS = [("charge_time_min", "charge time [min]"), ("min_plating_margin_mV", "min plating margin [mV]"),
            ("time_plating_min", "time plating [min]"), ("capacity_lost_mAh", "capacity lost, DFN [mA.h]"),
            ("estimated_capacity_lost_mAh", "estimated by the diagnostic [mA.h]"), ("max_temperature_C", "max T [C]"),
            ("max_voltage_V", "max V [V]"), ("violating_steps", "violating intervals")]
-
-
-def markdown(rows: list[dict]) -> str:
-    fmt = lambda v: "" if v is None else ("n/a" if isinstance(v, float) and v != v else (f"{v:.2f}" if isinstance(v, float) else str(v)))  # noqa: E731
-    head = "| start | policy | " + " | ".join(c[1] for c in COLUMNS) + " |\n|---|---|" + "---|" * len(COLUMNS) + "\n"
-    return head + "".join(f"| {r['start']} | {r['policy']} | " + " | ".join(fmt(r.get(c[0])) for c in COLUMNS) + " |\n"
-                          for r in rows)
+TABLE = [(label, lambda r, k=key: _fmt(r.get(k))) for key, label in [("start", "start"), ("policy", "policy")] + COLUMNS]
+"""The ablation table's columns (agents.evaluation.markdown_table)."""
 
 
 def main(argv=None) -> dict:
     # -- config
-    from surrogates.common.cli import parse_config
-
     cfg, _ = parse_config(AblationConfig, argv, description=__doc__)
-    import gymnasium as gym
-    import torch
-
-    import envs
-    from agents.baselines import CCCVPolicy
-    from agents.evaluation import CV_MARGIN, Start, load_agent, rollout
-    from experiments.train_agent import run
-    from surrogates.diagnostics import load_diagnostic
-
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     out = Path(cfg.out)
@@ -152,11 +132,11 @@ def main(argv=None) -> dict:
     runs, train_minutes = {}, {}
     for name, settings in cfg.variants.items():
         agent_cfg = variant_config(cfg, name, settings)
-        if already_trained(agent_cfg):
+        if is_trained(agent_cfg):
             print(f"{name}: reusing {agent_cfg.run_dir()}")
         else:
             print(f"{name}: training in {agent_cfg.run_dir()} with train_env {agent_cfg.train_env}")
-            train_minutes[name] = run(agent_cfg, replay=False)["train_minutes"]
+            train_minutes[name] = train(agent_cfg, replay=False)["train_minutes"]
         runs[name] = agent_cfg.run_dir()
 
     # -- replay on the DFN with degradation submodels
@@ -185,13 +165,13 @@ def main(argv=None) -> dict:
             f"{first['surrogate']} surrogate)\n\n"
             "Each variant trains the same agent (same seed and settings) on the surrogate; they differ only in the "
             "training env's diagnostic terms:\n\n"
-            + "".join(f"- **{n}**: `{json.dumps(_diagnostic_settings(cfg, n, v))}`\n" for n, v in cfg.variants.items())
+            + "".join(f"- **{n}**: `{json.dumps(diagnostic_settings(path))}`\n" for n, path in runs.items())
             + f"\nReplayed on PyBaMM's DFN with SEI growth and lithium plating ({estimator.meta.get('data', {}).get('model')}; "
             f"degradation parameters {estimator.meta.get('data', {}).get('degradation_parameter_set')}), "
             f"limits V <= {config.v_max} V, T <= {config.t_max - 273.15:.0f} C, plating margin >= "
             f"{config.plating_limit * 1e3:.0f} mV, target SOC {config.soc_target:.0%}. Time plating: intervals whose "
             "lowest plating margin is below the limit. Capacity lost: lithium inventory lost to SEI, plated and dead "
-            "lithium during the charge.\n\n" + markdown(rows)
+            "lithium during the charge.\n\n" + markdown_table(rows, TABLE) + "\n"
             + f"\nTraining minutes: {json.dumps(train_minutes) if train_minutes else 'reused runs'}; "
             f"DFN replays: {replay_minutes:.1f} min.\n")
     (out / "ablation.md").write_text(text)

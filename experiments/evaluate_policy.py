@@ -4,14 +4,13 @@
     python experiments/evaluate_policy.py runs/agents/ppo-nmc-jepa-s0 --backend surrogate
     python experiments/evaluate_policy.py RUN_DIR --starts "[[0.1, 298.15], [0.1, 288.15]]"
 
-Writes <RUN_DIR>/evaluation-<backend>.md and .png and prints the table, with the agent's
+Writes <RUN_DIR>/evaluation-<backend>.md, .png and .json and prints the table, with the agent's
 charge-time gap between the surrogate and the DFN.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -31,21 +30,13 @@ def main(argv=None) -> dict:
     args = p.parse_args(argv)
 
     # -- evaluate
-    from agents.evaluation import Start, evaluate_policy_on_backend, load_agent
+    from agents.evaluation import Start, evaluate_policy_on_backend
 
-    _, resolved = load_agent(args.run_dir)
-    rc = resolved["config"]
-    starts = [Start(*s) for s in (yaml.safe_load(args.starts) if args.starts else rc["starts"])]
-    report = evaluate_policy_on_backend(
-        args.run_dir, backend=args.backend, starts=starts,
-        cccv_rates=yaml.safe_load(args.cccv_rates) if args.cccv_rates else rc["cccv_rates"],
-        multistep=rc["multistep"], search_safe_cccv=not args.no_search, surrogate_gap=args.backend != "surrogate",
-        out_name=f"evaluation-{args.backend}",
-    )
-
-    # -- save
-    (Path(args.run_dir) / f"evaluation-{args.backend}.json").write_text(json.dumps(report, indent=2, default=float))
-    return report
+    starts = [Start(*s) for s in yaml.safe_load(args.starts)] if args.starts else None  # None: the run's
+    cccv_rates = yaml.safe_load(args.cccv_rates) if args.cccv_rates else None
+    return evaluate_policy_on_backend(args.run_dir, backend=args.backend, starts=starts, cccv_rates=cccv_rates,
+                                      search_safe_cccv=not args.no_search, surrogate_gap=args.backend != "surrogate",
+                                      out_name=f"evaluation-{args.backend}")
 
 
 if __name__ == "__main__":

@@ -85,6 +85,7 @@ def test_multistep_follows_its_soc_windows_on_the_surrogate(tiny_checkpoint):
         assert after["c_rate"] == pytest.approx(expected, rel=1e-6)
 
 
+@pytest.mark.slow
 def test_cccv_on_the_dfn_holds_v_max_and_reaches_the_target(pybamm_env):
     policy = CCCVPolicy.for_env(pybamm_env, 2.0)
     infos = episode(policy, pybamm_env)
@@ -97,6 +98,7 @@ def test_cccv_on_the_dfn_holds_v_max_and_reaches_the_target(pybamm_env):
     assert c[0] == pytest.approx(2.0) and c[-1] < 1.9 and np.all(np.diff(c[1:]) <= 1e-9)  # taper
 
 
+@pytest.mark.slow
 def test_same_evaluation_code_on_both_backends(pybamm_env, tiny_checkpoint):
     """SB3's evaluate_policy drives a baseline on the DFN and on the surrogate, unchanged."""
     kw = dict(soc_start=0.75, soc_target=0.8, c_max=2.0, ambient_temperature=298.15)
@@ -120,26 +122,3 @@ def test_baselines_drive_the_vecenv(tiny_checkpoint):
         phys = obs_to_physical(obs, venv.config)
         assert np.all(phys["soc"] < 0.8 + 1e-6)  # finished cells restart below the target
     assert reached.all()
-
-
-def test_diagnostic_warmup_ramps_the_training_env_weights():
-    """Diagnostic weights grow linearly from 0 over the warm-up, set on every cell of the VecEnv."""
-    from agents.callbacks import DiagnosticWarmupCallback
-    from envs.vector import SurrogateVecEnv
-
-    venv = SurrogateVecEnv(2, diagnostics=("plating",), diagnostic_weights={"plating": 0.5})
-    cb = DiagnosticWarmupCallback({"plating": 0.5}, warmup_steps=100)
-
-    class _Model:  # what BaseCallback reads
-        num_timesteps = 0
-
-        def get_env(self):
-            return venv
-
-        logger = type("L", (), {"record": staticmethod(lambda *a, **k: None)})()
-
-    cb.init_callback(_Model())
-    for t, expected in ((0, 0.0), (25, 0.125), (100, 0.5), (400, 0.5)):
-        cb.model.num_timesteps = cb.num_timesteps = t
-        cb.on_rollout_start()
-        assert venv.get_attr("diagnostic_weights")[0]["plating"] == pytest.approx(expected)
