@@ -1,4 +1,4 @@
-"""Environment steps per second: PyBaMM backend vs surrogate env vs SurrogateVecEnv, and backend agreement.
+"""Environment steps per second: PyBaMM backend vs surrogate env vs the batched envs, and backend agreement.
 
     python benchmarks/bench_env.py [--surrogate mamba|PATH] [--steps 200] [--pybamm-steps 100]
                                    [--sizes 1,64,256,1024] [--devices cpu,cuda] [--threads 1]
@@ -6,16 +6,20 @@
 
 Every env row steps ``cellgym/FastCharge-v0`` with its defaults (SOC 5-20 % -> 80 %, up to 5C)
 under uniformly random actions, resets included (as in training), and reports steps per second
-(cell-steps for the VecEnv) and the ratio to the PyBaMM backend. ``Surrogate.step`` rows time the
-bare network step at the same batch (the ceiling for the VecEnv); the profile splits one
-VecEnv step at the largest N into its parts. The agreement lines run a CC-CV and a multi-step
+(cell-steps for the batched envs) and the ratio to the PyBaMM backend. The batched rows are
+the stable-baselines3 ``SurrogateVecEnv`` (infos as N dicts, and ``info_mode="arrays"``) and
+Gymnasium's ``FastChargeVectorEnv`` (``gym.make_vec(..., vectorization_mode="vector_entry_point")``),
+one core. ``Surrogate.step`` rows time the bare network step at the same batch (the ceiling for
+the batched envs), and the lines under the table say how much each env adds on top of it; the
+profile splits one VecEnv step (infos as dicts) at the largest N into its parts. The agreement lines run a CC-CV and a multi-step
 CC charge closed-loop on both backends (time to target) and replay the DFN's action sequence
 on the surrogate (voltage error). With an untrained checkpoint those numbers mean nothing.
 
 ``--diagnostics plating,ood`` adds, next to every surrogate row, the same env with those
 learned-diagnostic reward terms (:mod:`envs.diagnostic_terms`) and the share of the speed
 they keep; the profile is then of the VecEnv with diagnostics. ``--repeats`` keeps the best of
-several timings (the machine may be shared).
+several timings (the machine may be shared); at the largest N the VecEnvs and the bare step are
+timed in turn, so load on the machine shifts them alike.
 """
 
 from __future__ import annotations
@@ -34,9 +38,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import gymnasium as gym  # noqa: E402
 
 import envs  # noqa: E402,F401
-import envs.vector as vector  # noqa: E402
+import envs.batch as batch  # noqa: E402
 from agents.baselines import CCCVPolicy, MultiStepCCPolicy  # noqa: E402
 from envs.backends import resolve_surrogate  # noqa: E402
+from envs.gym_vector import FastChargeVectorEnv  # noqa: E402
 from envs.vector import SurrogateVecEnv  # noqa: E402
 
 ID = "cellgym/FastCharge-v0"
@@ -58,15 +63,30 @@ def time_env(env, steps: int, seed: int = 0) -> float:
 
 
 def time_vecenv(venv, steps: int, seed: int = 0) -> float:
-    """Cell-steps per second of a VecEnv under random actions (auto-resets included)."""
+    """Cell-steps per second of a batched env under random actions (auto-resets included).
+
+    ``venv``: an SB3 ``VecEnv`` or a Gymnasium ``VectorEnv``.
+    """
     rng = np.random.default_rng(seed)
-    venv.reset()
+    if isinstance(venv, gym.vector.VectorEnv):
+        venv.reset(seed=seed)
+    else:
+        venv.reset()
     actions = rng.uniform(-1, 1, (steps + 1, venv.num_envs, 1)).astype(np.float32)
     venv.step(actions[-1])  # warm-up
     t0 = time.perf_counter()
     for k in range(steps):
         venv.step(actions[k])
     return steps * venv.num_envs / (time.perf_counter() - t0)
+
+
+def interleaved_best(timers, repeats: int) -> list[float]:
+    """The best (highest) of ``repeats`` results of each timer, the timers run in turn each round."""
+    best = [0.0] * len(timers)
+    for _ in range(max(1, repeats)):
+        for j, timer in enumerate(timers):
+            best[j] = max(best[j], timer())
+    return best
 
 
 def time_surrogate_step(surrogate, n: int, steps: int) -> float:
@@ -97,13 +117,14 @@ def profile_vecenv(venv, steps: int) -> dict[str, float]:
                 acc[name] += time.perf_counter() - t0
         return wrapper
 
-    patched = {name: getattr(vector, name) for name in ("check_actions", "evaluate_step", "observe", "make_infos")}
-    sur = venv.surrogate
-    diag = getattr(venv, "diagnostic_terms", None)
+    patched = {name: getattr(batch, name) for name in ("check_actions", "evaluate_step", "observe", "info_columns")}
+    core = venv.core
+    sur = core.surrogate
+    diag = core.diagnostic_terms
     models = diag.models if diag is not None else {}
     try:
         for name, fn in patched.items():
-            setattr(vector, name, timed(name, fn))
+            setattr(batch, name, timed(name, fn))
         if diag is not None:
             diag.step = timed("diagnostics.step", type(diag).step.__get__(diag))
             for kind, d in models.items():
@@ -112,7 +133,8 @@ def profile_vecenv(venv, steps: int) -> dict[str, float]:
         sur.step = timed("Surrogate.step", type(sur).step.__get__(sur))
         sur.model.step = timed("model.step", type(sur.model).step.__get__(sur.model))
         sur.reset_rows = timed("reset_rows", type(sur).reset_rows.__get__(sur))
-        venv._restart = timed("_restart", type(venv)._restart.__get__(venv))
+        core.restart = timed("restart", type(core).restart.__get__(core))
+        core.step = timed("core.step", type(core).step.__get__(core))
         rng = np.random.default_rng(1)
         acc.clear()
         resets = 0
@@ -122,27 +144,28 @@ def profile_vecenv(venv, steps: int) -> dict[str, float]:
         total = time.perf_counter() - t0
     finally:
         for name, fn in patched.items():
-            setattr(vector, name, fn)
-        del sur.step, sur.reset_rows, sur.model.step, venv._restart
+            setattr(batch, name, fn)
+        del sur.step, sur.reset_rows, sur.model.step, core.restart, core.step
         if diag is not None:
             del diag.step
             for d in models.values():
                 delattr(d, "stream_step" if d.streams else "score_windows")
-    # observe/make_infos also run inside _restart; attribute the nested time once.
+    # observe/info_columns also run inside restart; attribute the nested time once.
     parts = {
         "model.step (torch forward)": acc["model.step"],
         "Surrogate.step rest (features, decode)": acc["Surrogate.step"] - acc["model.step"],
         "evaluate_step + observe + check_actions": acc["evaluate_step"] + acc["observe"] + acc["check_actions"],
-        "make_infos (N info dicts)": acc["make_infos"],
+        "info_columns (info arrays)": acc["info_columns"],
         "Surrogate.reset_rows (done cells)": acc["reset_rows"],
-        "_restart rest (start states, rest channels)": acc["_restart"] - acc["reset_rows"],
+        "restart rest (start states, rest channels)": acc["restart"] - acc["reset_rows"],
     }
     for kind in models:
         method = "stream_step" if models[kind].streams else "score_windows"
         parts[f"diagnostic {kind} ({method})"] = acc[f"score {kind}"]
     if diag is not None:
         parts["diagnostics rest (history, terms)"] = acc["diagnostics.step"] - sum(acc[f"score {k}"] for k in models)
-    parts["other (step_wait glue, terminal obs)"] = total - sum(parts.values())
+    parts["core.step glue"] = acc["core.step"] - sum(parts.values())
+    parts["adapter (SB3 infos)"] = total - acc["core.step"]
     return {k: v / steps for k, v in parts.items()} | {"total": total / steps, "resets": resets / steps}
 
 
@@ -213,7 +236,7 @@ def main() -> None:
     diagnostics = tuple(k.strip() for k in args.diagnostics.split(",") if k.strip())
     variants = [()] + ([diagnostics] if diagnostics else [])
     tag = f" + {','.join(diagnostics)}"
-    best = lambda fn: max(fn() for _ in range(max(1, args.repeats)))  # noqa: E731
+    best = lambda fn: interleaved_best([fn], args.repeats)[0]  # noqa: E731
     if diagnostics:
         print(f"diagnostics: {', '.join(diagnostics)} (rows marked '{tag.strip()}')")
 
@@ -225,18 +248,27 @@ def main() -> None:
         env = gym.make(ID, chemistry=args.chemistry, surrogate=surrogate, diagnostics=diag)
         rows.append(("surrogate env (single)" + (tag if diag else ""), 1, best(lambda: time_env(env, args.steps))))
     profile = None
+    bare_speed = {}  # device -> bare Surrogate.step cell-steps/s at the largest N
     for device in devices:
         sur = surrogate if device == "cpu" else resolve_surrogate(args.surrogate, args.chemistry, device)
         for n in sizes:
             for diag in variants:
-                venv = SurrogateVecEnv(n, chemistry=args.chemistry, surrogate=sur, seed=0, diagnostics=diag,
-                                       device=device)
-                rows.append((f"SurrogateVecEnv [{device}]" + (tag if diag else ""), n,
-                             best(lambda: time_vecenv(venv, args.steps))))
+                kw = dict(chemistry=args.chemistry, surrogate=sur, diagnostics=diag, device=device)
+                envs_ = {f"SurrogateVecEnv [{device}]": SurrogateVecEnv(n, seed=0, **kw),
+                         f"SurrogateVecEnv arrays [{device}]": SurrogateVecEnv(n, seed=0, info_mode="arrays", **kw),
+                         f"FastChargeVectorEnv [{device}]": FastChargeVectorEnv(n, **kw)}
+                timers = [lambda v=v: time_vecenv(v, args.steps) for v in envs_.values()]
+                bare = n == max(sizes) and not diag
+                if bare:  # timed in turn with the envs, so the machine's load shifts all of them alike
+                    timers.append(lambda: time_surrogate_step(sur, n, args.steps))
+                speeds = interleaved_best(timers, args.repeats)
+                rows += [(name + (tag if diag else ""), n, sps) for name, sps in zip(envs_, speeds)]
+                if bare:
+                    rows.append((f"Surrogate.step only [{device}]", n, speeds[-1]))
+                    bare_speed[device] = speeds[-1]
                 if device == "cpu" and n == max(sizes) and diag == variants[-1]:
-                    profile = (n, profile_vecenv(venv, max(20, args.steps // 4)))
-        for n in (max(sizes),):
-            rows.append((f"Surrogate.step only [{device}]", n, time_surrogate_step(sur, n, args.steps)))
+                    profile = (n, {mode: profile_vecenv(envs_[f"SurrogateVecEnv{mode} [{device}]"],
+                                                        max(20, args.steps // 4)) for mode in ("", " arrays")})
 
     base = rows[0][2] if not args.no_pybamm else None
     width = max(34, *(len(r[0]) for r in rows))
@@ -245,6 +277,12 @@ def main() -> None:
         ratio = f"{sps / base:10,.0f}" if base else f"{'-':>10s}"
         print(f"{name:{width}s} {n:5d} {sps:12,.0f} {1000 * n / sps:9.2f} {ratio}")
     print("(steps/s counts cell-steps for N > 1; ms/step is per batched step)")
+    print(f"\nTime per step at N={max(sizes)} over the bare Surrogate.step's (what the env adds)"
+          + (" (with diagnostics: their forward passes included)" if diagnostics else "") + ":")
+    for name, n, sps in rows:
+        device = name[name.find("[") + 1:name.find("]")] if "[" in name else None
+        if n == max(sizes) and device in bare_speed and not name.startswith("Surrogate.step"):
+            print(f"  {name:{width}s} {bare_speed[device] / sps - 1:+6.0%}")
     if diagnostics:
         speed = {(name, n): sps for name, n, sps in rows}
         print(f"\nSpeed kept with diagnostics {', '.join(diagnostics)} (with / without):")
@@ -253,12 +291,17 @@ def main() -> None:
                 print(f"  {name[:-len(tag)]:32s} N={n:5d} {sps / speed[(name[:-len(tag)], n)]:7.1%}")
 
     if profile is not None:
-        n, parts = profile
-        total, resets = parts.pop("total"), parts.pop("resets")
-        print(f"\nProfile of one SurrogateVecEnv step at N={n} on CPU, mid-training "
-              f"({resets:.1f} cells reset per step): {1000 * total:.2f} ms")
-        for name, sec in parts.items():
-            print(f"  {name:42s} {1000 * sec:8.2f} ms {100 * sec / total:6.1f} %")
+        n, profiles = profile
+        for mode, parts in profiles.items():
+            total, resets = parts.pop("total"), parts.pop("resets")
+            print(f"\nProfile of one SurrogateVecEnv{mode} step at N={n} on CPU, mid-training "
+                  f"({resets:.1f} cells reset per step): {1000 * total:.2f} ms")
+            for name, sec in parts.items():
+                print(f"  {name:42s} {1000 * sec:8.2f} ms {100 * sec / total:6.1f} %")
+            # Both sides from the same steps, so robust to load on a shared machine (the table's rows are not).
+            surrogate_step = parts["model.step (torch forward)"] + parts["Surrogate.step rest (features, decode)"]
+            print(f"  {'everything but Surrogate.step':42s} {1000 * (total - surrogate_step):8.2f} ms "
+                  f"{(total - surrogate_step) / surrogate_step:+6.0%} of Surrogate.step")
 
     if not (args.no_agreement or args.no_pybamm):
         print(f"\nAgreement, {args.chemistry} 20 -> 80 % SOC at 25 C (closed loop on each backend; "

@@ -3,12 +3,17 @@
 * ``cellgym/FastCharge-v0``: :class:`envs.charging.FastChargeEnv`, one cell on a neural
   surrogate (``backend="surrogate"``, default) or on PyBaMM's DFN (``backend="pybamm"``).
   Bump the version on any change of dynamics, observation, reward or defaults.
-* ``cellgym/FastCharge-v1``: v0 with the learned-diagnostic reward terms ``plating`` and
-  ``degradation`` on by default (``diagnostics=("plating", "degradation")``, weights
-  ``diagnostic_weights``; see :mod:`envs.diagnostic_terms`). Needs both diagnostics shipped
-  for the chemistry (``surrogates/diagnostics/checkpoints/{chemistry}-{kind}.pt``).
-* :class:`envs.vector.SurrogateVecEnv`: N cells as one batch of surrogate states, a
-  stable-baselines3 ``VecEnv`` with the same per-cell semantics.
+* ``cellgym/FastChargeDiagnostics-v0``: the same task with the learned-diagnostic reward terms
+  ``plating`` and ``degradation`` on by default (``diagnostics=("plating", "degradation")``,
+  weights ``diagnostic_weights``; see :mod:`envs.diagnostic_terms`). A sibling of
+  ``FastCharge-v0``, not its next version: v0 stays the task without them (and the one policies
+  are replayed on). Needs both diagnostics shipped for the chemistry
+  (``surrogates/diagnostics/checkpoints/{chemistry}-{kind}.pt``).
+* Both ids have a ``vector_entry_point``: ``gym.make_vec(id, num_envs=N,
+  vectorization_mode="vector_entry_point")`` is :class:`envs.gym_vector.FastChargeVectorEnv`,
+  N cells as one batch of surrogate states behind Gymnasium's vector API (same-step autoreset,
+  infos as arrays).
+* :class:`envs.vector.SurrogateVecEnv`: the same batch as a stable-baselines3 ``VecEnv``.
 
 >>> import gymnasium as gym, envs
 >>> env = gym.make("cellgym/FastCharge-v0", chemistry="nmc", backend="surrogate", surrogate="jepa")
@@ -17,26 +22,21 @@ The env enforces its own time limit (``time_limit``, truncation), so it is regis
 ``max_episode_steps``.
 """
 
-import warnings
-
 from gymnasium.envs.registration import register, registry
 
 from envs.config import ChargingConfig, c_rate_to_action, obs_to_physical
 
 FAST_CHARGE_ID = "cellgym/FastCharge-v0"
-FAST_CHARGE_V1_ID = "cellgym/FastCharge-v1"
-V1_DIAGNOSTICS: tuple[str, ...] = ("plating", "degradation")
-"""The diagnostics whose reward terms ``cellgym/FastCharge-v1`` turns on by default."""
+FAST_CHARGE_DIAGNOSTICS_ID = "cellgym/FastChargeDiagnostics-v0"
+FAST_CHARGE_DIAGNOSTICS_KINDS: tuple[str, ...] = ("plating", "degradation")
+"""The diagnostics whose reward terms ``cellgym/FastChargeDiagnostics-v0`` turns on by default."""
 
+_ENTRY_POINTS = dict(entry_point="envs.charging:FastChargeEnv", vector_entry_point="envs.gym_vector:FastChargeVectorEnv",
+                     nondeterministic=False)
 if FAST_CHARGE_ID not in registry:
-    register(id=FAST_CHARGE_ID, entry_point="envs.charging:FastChargeEnv", nondeterministic=False)
-if FAST_CHARGE_V1_ID not in registry:
-    register(id=FAST_CHARGE_V1_ID, entry_point="envs.charging:FastChargeEnv", nondeterministic=False,
-             kwargs={"diagnostics": V1_DIAGNOSTICS})
-# v1 is v0 plus diagnostic reward terms, not its replacement: v0 stays the task without them (and the
-# one policies are replayed on), so Gymnasium's "v0 is out of date, consider v1" warning is noise.
-warnings.filterwarnings("ignore", message=r".*environment cellgym/FastCharge-v0 is out of date",
-                        category=DeprecationWarning)
+    register(id=FAST_CHARGE_ID, **_ENTRY_POINTS)
+if FAST_CHARGE_DIAGNOSTICS_ID not in registry:
+    register(id=FAST_CHARGE_DIAGNOSTICS_ID, kwargs={"diagnostics": FAST_CHARGE_DIAGNOSTICS_KINDS}, **_ENTRY_POINTS)
 
 
 def __getattr__(name):
@@ -49,7 +49,12 @@ def __getattr__(name):
         from envs.vector import SurrogateVecEnv
 
         return SurrogateVecEnv
+    if name == "FastChargeVectorEnv":
+        from envs.gym_vector import FastChargeVectorEnv
+
+        return FastChargeVectorEnv
     raise AttributeError(name)
 
 
-__all__ = ["FAST_CHARGE_ID", "FAST_CHARGE_V1_ID", "V1_DIAGNOSTICS", "ChargingConfig", "FastChargeEnv", "SurrogateVecEnv", "c_rate_to_action", "obs_to_physical"]
+__all__ = ["FAST_CHARGE_ID", "FAST_CHARGE_DIAGNOSTICS_ID", "FAST_CHARGE_DIAGNOSTICS_KINDS", "ChargingConfig", "FastChargeEnv",
+           "FastChargeVectorEnv", "SurrogateVecEnv", "c_rate_to_action", "obs_to_physical"]

@@ -10,13 +10,13 @@ Both backends speak the same small protocol, in SI units and PyBaMM's sign (I < 
   message when the simulator could not simulate the interval (then ``channels`` is None and
   the cell needs ``reset``). Only the PyBaMM backend ever fails.
 
-The batched surrogate environment (:mod:`envs.vector`) drives a :class:`~surrogates.surrogate.Surrogate`
-directly; :func:`resolve_surrogate` and :func:`surrogate_rest_channels` are shared with it.
+The batched surrogate environments (:mod:`envs.batch`) drive a :class:`~surrogates.surrogate.Surrogate`
+directly; :func:`resolve_surrogate`, :func:`surrogate_rest_channels`, :func:`check_episode_length`
+and :func:`apply_torch_settings` are shared with them.
 """
 
 from __future__ import annotations
 
-import inspect
 from pathlib import Path
 from typing import Protocol
 
@@ -67,10 +67,30 @@ def resolve_surrogate(surrogate, chemistry: str, device: str = "cpu"):
     raise TypeError(f"surrogate must be an architecture name, a checkpoint path or a Surrogate, not {type(surrogate).__name__}")
 
 
-def surrogate_state_kwargs(surrogate, max_steps: int) -> dict:
-    """Extra ``initial_state`` arguments: a transformer's KV cache is sized to the episode."""
-    params = inspect.signature(surrogate.model.initial_state).parameters
-    return {"max_steps": max_steps} if "max_steps" in params else {}
+def check_episode_length(surrogate, config) -> None:
+    """Refuse an episode (``config.max_steps`` intervals) longer than the surrogate can step.
+
+    A transformer steps at most ``max_len`` intervals from an initial state (its rotary table);
+    its key/value cache grows as needed, so any shorter time limit works, set at construction or
+    later (``set_attr("time_limit", ...)``). Mamba and JEPA have no limit.
+    """
+    limit = getattr(surrogate.model, "max_steps", None)
+    if limit is not None and config.max_steps > limit:
+        raise ValueError(
+            f"time_limit={config.time_limit:g} s is {config.max_steps} intervals of {config.dt:g} s, but this "
+            f"{surrogate.arch} surrogate steps at most {limit} (its max_len); lower time_limit to <= "
+            f"{limit * config.dt:g} s or use a mamba or jepa surrogate")
+
+
+def apply_torch_settings(config) -> None:
+    """Apply the config's process-wide torch settings (``torch_threads``, ``flush_denormal``; see
+    :class:`envs.config.ChargingConfig`). Imports torch, so call it where torch is used anyway."""
+    import torch
+
+    if config.torch_threads is not None and torch.get_num_threads() != config.torch_threads:
+        torch.set_num_threads(config.torch_threads)
+    if config.flush_denormal is not None:
+        torch.set_flush_denormal(config.flush_denormal)
 
 
 def surrogate_rest_channels(surrogate, soc: np.ndarray, ambient_temperature: np.ndarray) -> dict[str, np.ndarray]:
@@ -97,16 +117,15 @@ class SurrogateBackend:
 
     name = "surrogate"
 
-    def __init__(self, surrogate, chemistry: str, dt: float, max_steps: int, device: str = "cpu"):
+    def __init__(self, surrogate, chemistry: str, dt: float, device: str = "cpu"):
         self.surrogate = resolve_surrogate(surrogate, chemistry, device)
         self.surrogate._check_dt(dt)
         self.dt = float(dt)
-        self._kwargs = surrogate_state_kwargs(self.surrogate, max_steps)
         self._state = None
 
     def reset(self, soc: float, ambient_temperature: float) -> dict[str, float]:
         soc_a, amb_a = np.array([soc], dtype=np.float64), np.array([ambient_temperature], dtype=np.float64)
-        self._state = self.surrogate.initial_state(soc_a, amb_a, **self._kwargs)
+        self._state = self.surrogate.initial_state(soc_a, amb_a)
         return {k: float(v[0]) for k, v in surrogate_rest_channels(self.surrogate, soc_a, amb_a).items()}
 
     def step(self, current: float) -> tuple[dict[str, float], None]:
@@ -160,14 +179,21 @@ class PyBaMMBackend:
         pass
 
 
-def make_backend(backend: str, *, chemistry: str, dt: float, max_steps: int, surrogate=DEFAULT_SURROGATE,
-                 device: str = "cpu", pybamm_options: dict | None = None) -> Backend:
-    """``"surrogate"`` or ``"pybamm"`` -> a backend. ``pybamm_options``: keyword arguments of
-    :class:`surrogates.dfn.DFNSimulator` for the pybamm backend, e.g. ``{"degradation": True}``."""
+def make_backend(backend: str, *, config, surrogate=DEFAULT_SURROGATE, device: str = "cpu",
+                 pybamm_options: dict | None = None) -> Backend:
+    """``"surrogate"`` or ``"pybamm"`` -> a backend for the task ``config`` (an :class:`envs.config.ChargingConfig`).
+
+    ``pybamm_options``: keyword arguments of :class:`surrogates.dfn.DFNSimulator` for the pybamm
+    backend, e.g. ``{"degradation": True}``.
+    """
     if pybamm_options and backend != "pybamm":
         raise ValueError(f"pybamm_options apply to the pybamm backend, not {backend!r}")
+    chemistry, dt = config.chemistry, config.dt
     if backend == "surrogate":
-        return SurrogateBackend(surrogate, chemistry, dt, max_steps, device=device)
+        apply_torch_settings(config)
+        sb = SurrogateBackend(surrogate, chemistry, dt, device=device)
+        check_episode_length(sb.surrogate, config)
+        return sb
     if backend == "pybamm":
         return PyBaMMBackend(chemistry, dt, **(pybamm_options or {}))
     raise ValueError(f"backend must be 'surrogate' or 'pybamm', not {backend!r}")

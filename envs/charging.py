@@ -27,9 +27,10 @@ Reward of interval k, the sum of these signed terms, each reported in ``info``::
     reward_plating     = -w_plating     * max(0, plating_limit - plating_margin_min_k)
     reward_violation   = -violation_penalty   if the interval ends on a hard violation or a solver failure
 
-plus, for each learned diagnostic in ``diagnostics`` (off by default in v0; ``cellgym/FastCharge-v1``
-turns on ``plating`` and ``degradation``), scored on the last intervals of (I, V, T) the cell
-measured, rest-padded back to before the charge (:mod:`envs.diagnostic_terms`), with
+plus, for each learned diagnostic in ``diagnostics`` (off by default in v0;
+``cellgym/FastChargeDiagnostics-v0`` turns on ``plating`` and ``degradation``), scored on the
+last intervals of (I, V, T) the cell measured, rest-padded back to before the charge
+(:mod:`envs.diagnostic_terms`), with
 ``w_kind = diagnostic_weights[kind]``::
 
     reward_diag_plating     = -w_plating     * p_plating              probability plating was possible in the window
@@ -52,9 +53,9 @@ raises ``RuntimeError``.
 
 The reward, termination, observation and info are pure numpy functions over a batch of cells
 (:func:`check_actions`, :func:`action_to_c_rate`, :func:`observe`, :func:`evaluate_step`,
-:func:`make_infos`, :func:`sample_start`) and one :class:`envs.diagnostic_terms.DiagnosticTerms`
-(the diagnostics' history and scores), used by this env with a batch of one and by
-:class:`envs.vector.SurrogateVecEnv` with N, so the two cannot drift apart.
+:func:`info_columns`, :func:`sample_starts`) and one :class:`envs.diagnostic_terms.DiagnosticTerms`
+(the diagnostics' history and scores), used by this env with a batch of one and by the batched
+core :class:`envs.batch.CellBatch` (both vector envs) with N, so they cannot drift apart.
 """
 
 from __future__ import annotations
@@ -62,7 +63,7 @@ from __future__ import annotations
 import gymnasium as gym
 import numpy as np
 
-from envs.backends import make_backend
+from envs.backends import apply_torch_settings, make_backend
 from envs.config import DEFAULT_SURROGATE, OBS_BOUND, OBS_NAMES, T_REF, T_SCALE, V_SCALE, ChargingConfig
 from envs.diagnostic_terms import DiagnosticTerms, diagnostic_info_keys, diagnostic_reward_terms, reward_key, score_key
 
@@ -129,25 +130,37 @@ def action_to_c_rate(actions: np.ndarray, config: ChargingConfig) -> np.ndarray:
     return (actions + 1.0) * (0.5 * config.c_max)
 
 
-def sample_start(rng: np.random.Generator, config: ChargingConfig, options: dict | None = None) -> tuple[float, float]:
-    """Initial SOC and ambient temperature [K] of one episode, from ``rng``.
+def sample_starts(rngs, config: ChargingConfig, options=None) -> tuple[np.ndarray, np.ndarray]:
+    """Initial SOC and ambient temperature [K] ``[B]`` of B episodes, cell j drawing from ``rngs[j]``.
 
     A range draws ``rng.uniform(low, high)`` (SOC first, then temperature); a fixed value draws
-    nothing. ``options`` may override ``soc_start`` / ``ambient_temperature`` (the draws happen
-    anyway, so the stream of random numbers does not depend on the options).
+    nothing. ``options[j]`` (a dict or None) may override ``soc_start`` / ``ambient_temperature``
+    of cell j (the draws happen anyway, so the stream of random numbers does not depend on the options).
     """
-    soc = rng.uniform(*config.soc_start) if isinstance(config.soc_start, tuple) else config.soc_start
-    amb = (rng.uniform(*config.ambient_temperature) if isinstance(config.ambient_temperature, tuple)
-           else config.ambient_temperature)
-    options = options or {}
-    unknown = set(options) - {"soc_start", "ambient_temperature"}
-    if unknown:
-        raise ValueError(f"unknown reset options {sorted(unknown)}; valid: soc_start, ambient_temperature")
-    soc = float(options.get("soc_start", soc))
-    amb = float(options.get("ambient_temperature", amb))
-    if not 0.0 <= soc < config.soc_target:
-        raise ValueError(f"soc_start={soc} must lie in [0, soc_target={config.soc_target})")
-    return float(soc), float(amb)
+    n = len(rngs)
+    soc_lo, soc_hi = config.soc_start if isinstance(config.soc_start, tuple) else (None, None)
+    amb_lo, amb_hi = config.ambient_temperature if isinstance(config.ambient_temperature, tuple) else (None, None)
+    soc = np.full(n, config.soc_start if soc_lo is None else np.nan)
+    amb = np.full(n, config.ambient_temperature if amb_lo is None else np.nan)
+    # numpy's uniform(low, high) is low + (high - low) * random(), bit for bit, and random() costs a
+    # third of it: a batched env restarts tens of cells a step, each from its own generator.
+    for j, rng in enumerate(rngs):
+        draw = rng.random
+        if soc_lo is not None:
+            soc[j] = soc_lo + (soc_hi - soc_lo) * draw()
+        if amb_lo is not None:
+            amb[j] = amb_lo + (amb_hi - amb_lo) * draw()
+    for j, opt in enumerate(options or ()):
+        if opt:
+            unknown = set(opt) - {"soc_start", "ambient_temperature"}
+            if unknown:
+                raise ValueError(f"unknown reset options {sorted(unknown)}; valid: soc_start, ambient_temperature")
+            soc[j] = float(opt.get("soc_start", soc[j]))
+            amb[j] = float(opt.get("ambient_temperature", amb[j]))
+    bad = ~((soc >= 0.0) & (soc < config.soc_target))
+    if bad.any():
+        raise ValueError(f"soc_start={soc[bad][0]} must lie in [0, soc_target={config.soc_target})")
+    return soc, amb
 
 
 def observe(channels: dict[str, np.ndarray], c_rate: np.ndarray, steps: np.ndarray, ambient: np.ndarray,
@@ -210,13 +223,14 @@ def evaluate_step(channels: dict[str, np.ndarray], soc_prev: np.ndarray, steps: 
     return reward, terminated, truncated, terms
 
 
-def make_infos(channels: dict[str, np.ndarray], c_rate: np.ndarray, steps: np.ndarray, ambient: np.ndarray,
-               config: ChargingConfig, terms: dict[str, np.ndarray] | None = None,
-               scores: dict[str, np.ndarray] | None = None) -> list[dict]:
-    """One ``info`` dict per cell with :func:`info_keys` as Python floats and bools.
+def info_columns(channels: dict[str, np.ndarray], c_rate: np.ndarray, steps: np.ndarray, ambient: np.ndarray,
+                 config: ChargingConfig, terms: dict[str, np.ndarray] | None = None,
+                 scores: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+    """The ``info`` of ``B`` cells as columns: :func:`info_keys` -> ``[B]`` float64 (bool for the flags).
 
     ``terms`` None (at reset): reward terms 0 and flags False. ``scores``: kind -> ``[B]`` score
-    of each of ``config.diagnostics``; None (at reset): 0.
+    of each of ``config.diagnostics``; None (at reset): 0. Columns may share memory with the
+    inputs: callers hand out arrays they never write again.
     """
     n = len(c_rate)
     cols = {
@@ -229,15 +243,20 @@ def make_infos(channels: dict[str, np.ndarray], c_rate: np.ndarray, steps: np.nd
     }
     rewards = reward_terms(config)
     if terms is None:
-        cols.update({k: np.zeros(n) for k in rewards})
-        cols.update({k: np.zeros(n, dtype=bool) for k in FLAGS})
+        zeros, no = np.zeros(n), np.zeros(n, dtype=bool)
+        cols.update({k: zeros for k in rewards})
+        cols.update({k: no for k in FLAGS})
     else:
         cols.update({k: terms[k] for k in rewards + FLAGS})
     for kind in config.diagnostics:
         cols[score_key(kind)] = np.zeros(n) if scores is None else np.asarray(scores[kind], dtype=np.float64)
-    keys = info_keys(config)
-    columns = [np.asarray(cols[k]).tolist() for k in keys]
-    return [dict(zip(keys, row)) for row in zip(*columns)]
+    return {k: np.asarray(cols[k], dtype=bool if k in FLAGS else np.float64) for k in info_keys(config)}
+
+
+def as_dicts(columns: dict[str, np.ndarray]) -> list[dict]:
+    """Info columns ``{key: [B]}`` -> B dicts of Python floats and bools, keys in the columns' order."""
+    keys = list(columns)
+    return [dict(zip(keys, row)) for row in zip(*(np.asarray(columns[k]).tolist() for k in keys))]
 
 
 # ---------------------------------------------------------------------- the env
@@ -273,8 +292,10 @@ class FastChargeEnv(gym.Env):
             raise TypeError(f"unknown FastChargeEnv arguments {sorted(unknown)}; valid: {', '.join(ChargingConfig.field_names())}")
         self.config = ChargingConfig(chemistry=chemistry, **config)
         self.backend_name = backend
-        self.backend = make_backend(backend, chemistry=chemistry, dt=self.config.dt, max_steps=self.config.max_steps,
-                                    surrogate=surrogate, device=device, pybamm_options=pybamm_options)
+        self.backend = make_backend(backend, config=self.config, surrogate=surrogate, device=device,
+                                    pybamm_options=pybamm_options)
+        if self.config.diagnostics:
+            apply_torch_settings(self.config)  # the diagnostics run torch on either backend
         self.diagnostic_terms = DiagnosticTerms(self.config, 1, device=device) if self.config.diagnostics else None
         """The learned-diagnostic reward terms (:class:`envs.diagnostic_terms.DiagnosticTerms`), or None."""
         self.render_mode = None
@@ -292,15 +313,16 @@ class FastChargeEnv(gym.Env):
         return observe(self._channels, self._c_rate, self._steps, self._ambient, self.config)[0]
 
     def _get_info(self, terms: dict[str, np.ndarray] | None = None) -> dict:
-        info = make_infos(self._channels, self._c_rate, self._steps, self._ambient, self.config, terms,
-                          self._scores if terms is not None else None)[0]
+        info = as_dicts(info_columns(self._channels, self._c_rate, self._steps, self._ambient, self.config, terms,
+                                     self._scores if terms is not None else None))[0]
         info.update({k: float(v[0]) for k, v in self._channels.items() if k not in info})  # e.g. capacity_lost
         return info
 
     # ------------------------------------------------------------------ API
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
-        soc, amb = sample_start(self.np_random, self.config, options)
+        (soc,), (amb,) = sample_starts([self.np_random], self.config, [options])
+        soc, amb = float(soc), float(amb)
         rest = self.backend.reset(soc, amb)
         self._channels = {k: np.array([v], dtype=np.float64) for k, v in rest.items()}
         self._ambient = np.array([amb])

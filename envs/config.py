@@ -68,8 +68,10 @@ at all (its action saturates at "rest" and exploration dies; experiments/ablate_
 class ChargingConfig:
     """The task: start state, limits, time limit and reward weights of ``cellgym/FastCharge-v0``.
 
-    Every field is a keyword argument of ``gymnasium.make("cellgym/FastCharge-v0", ...)`` and of
-    :class:`envs.vector.SurrogateVecEnv`. Changing a default changes the task: bump the id.
+    Every field is a keyword argument of ``gymnasium.make("cellgym/FastCharge-v0", ...)``, of
+    ``gymnasium.make_vec`` and of :class:`envs.vector.SurrogateVecEnv`. Changing a default changes
+    the task: bump the id. The last two fields (``torch_threads``, ``flush_denormal``) are runtime
+    settings, not the task: they are here so that what changes numbers is written down with it.
     """
 
     chemistry: str = "nmc"
@@ -125,6 +127,17 @@ class ChargingConfig:
     ``degradation``: penalty per mA.h of capacity the diagnostic predicts the interval lost
     (term = -w * 1000 * max(0, score [A.h]): a predicted gain is not paid). Only kinds listed in
     ``diagnostics`` are used."""
+    torch_threads: int | None = None
+    """Runtime, not the task: CPU threads torch uses for the surrogate and the diagnostics, set
+    (``torch.set_num_threads``, process-wide) when the env is made; None: leave torch's setting.
+    Results change with it in the last float32 bits (reductions split differently), and so does
+    the speed: with several env processes, or a VecEnv beside an agent's own torch work, one
+    thread each is usually fastest. Scripts that need reproducible numbers set it."""
+    flush_denormal: bool | None = True
+    """Runtime, not the task: flush denormal floats to zero in torch (``torch.set_flush_denormal``,
+    process-wide), set when the env is made; None: leave torch's setting. Decaying recurrent states
+    (Mamba's SSM, JEPA's GRU) underflow into denormals, which make a CPU up to ~30x slower; flushing
+    changes outputs only below ~1e-38. On (as in training and validation) by default."""
 
     def __post_init__(self) -> None:
         chem = get_chemistry(self.chemistry)
@@ -147,6 +160,11 @@ class ChargingConfig:
             raise ValueError(f"t_max is in kelvin and must be in (200, 400), got {self.t_max!r}")
         self.diagnostics = _diagnostic_kinds(self.diagnostics)
         self.diagnostic_weights = _diagnostic_weights(self.diagnostic_weights)
+        if self.torch_threads is not None and not (isinstance(self.torch_threads, (int, np.integer))
+                                                   and not isinstance(self.torch_threads, bool) and self.torch_threads >= 1):
+            raise ValueError(f"torch_threads must be None (leave torch's setting) or an int >= 1, got {self.torch_threads!r}")
+        if self.flush_denormal not in (None, True, False):
+            raise ValueError(f"flush_denormal must be True, False or None (leave torch's setting), got {self.flush_denormal!r}")
 
     # ------------------------------------------------------------------ derived
     @property

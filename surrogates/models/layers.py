@@ -1,8 +1,9 @@
 """Building blocks shared by the transformer surrogate, Mamba and the diagnostics' patch transformer.
 
 Llama style: RMSNorm, rotary positions, SwiGLU, no biases. A block is pre-norm
-attention + pre-norm MLP, each residual. Attention is causal (with rotary positions and a
-per-row key/value cache for stepping) or bidirectional (no positions: the caller adds them).
+attention + pre-norm MLP, each residual. Attention is causal (with rotary positions, and a
+``step`` that attends to keys and values a cache hands it) or bidirectional (no positions:
+the caller adds them).
 
 Shapes: ``B`` batch, ``L`` tokens, ``D`` model width, ``H`` heads, ``hd = D / H``.
 """
@@ -65,25 +66,31 @@ class Attention(nn.Module):
                                            dropout_p=self.dropout if self.training else 0.0)
         return self.proj(y.transpose(1, 2).reshape(B, L, D))  # (B, L, D)
 
-    def step(self, x, cos, sin, cache_k, cache_v, pos):
-        """One token per row. x ``(B, 1, D)``; caches ``(B, H, S, hd)``; pos ``(B,)`` slot to write."""
+    def step(self, x, cos, sin, kv):
+        """One causal token per row, attending to the keys and values a cache hands back.
+
+        x ``(B, 1, D)``; cos/sin ``(B, 1, 1, hd/2)`` at each row's position. ``kv(k, v)`` receives
+        the token's key and value ``(B, H, 1, hd)`` (to store them) and returns the groups the token
+        attends to, a list of ``(k, v, blocked)``: k, v ``(B, H, S, hd)`` and ``blocked`` ``(B, 1, S)``
+        bool, True for slots the row must not see, or None. Attention itself writes nothing: where
+        keys live, and who may write them, is the cache's business (see ``transformer.KVCache``).
+        """
         B, _, D = x.shape
         q, k, v = self._split(x)
         q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
-        rows = torch.arange(B, device=x.device)
-        # In place: the cache is the state's own buffer and a step consumes its state.
-        cache_k[rows, :, pos] = k[:, :, 0]
-        cache_v[rows, :, pos] = v[:, :, 0]
-        # Only the slots some row has filled, and an explicit softmax: for one query per row it is
-        # several times faster on CPU than scaled_dot_product_attention with a mask.
-        used = int(pos.max()) + 1
-        k_used, v_used = cache_k[:, :, :used], cache_v[:, :, :used]  # (B, H, S, hd)
-        # Broadcast-and-sum, not bmm: thousands of 1 x hd @ hd x S products are overhead-bound.
-        scores = (q * k_used).sum(-1) / math.sqrt(self.head_dim)  # (B, H, S)
-        slots = torch.arange(used, device=x.device)
-        scores = scores.masked_fill((slots[None, :] > pos[:, None])[:, None, :], float("-inf"))
-        y = (torch.softmax(scores, dim=-1).unsqueeze(-1) * v_used).sum(-2, keepdim=True)  # (B, H, 1, hd)
-        return self.proj(y.transpose(1, 2).reshape(B, 1, D)), cache_k, cache_v
+        groups = kv(k, v)
+        # Groups, not one concatenated cache: concatenating would copy every key each step. An
+        # explicit softmax: for one query per row it is several times faster on CPU than
+        # scaled_dot_product_attention with a mask. Broadcast-and-sum, not bmm: thousands of
+        # 1 x hd @ hd x S products are overhead-bound.
+        scale = 1.0 / math.sqrt(self.head_dim)
+        scores = []
+        for k_g, _, blocked in groups:
+            s = (q * k_g).sum(-1) * scale  # (B, H, S)
+            scores.append(s if blocked is None else s.masked_fill(blocked, float("-inf")))
+        weights = torch.softmax(torch.cat(scores, dim=-1), dim=-1).split([s.shape[-1] for s in scores], dim=-1)
+        y = sum((w.unsqueeze(-1) * v_g).sum(-2, keepdim=True) for w, (_, v_g, _) in zip(weights, groups))  # (B, H, 1, hd)
+        return self.proj(y.transpose(1, 2).reshape(B, 1, D))
 
 
 class SwiGLU(nn.Module):
@@ -110,7 +117,7 @@ class Block(nn.Module):
         x = x + self.attn(self.attn_norm(x), cos, sin)
         return x + self.mlp(self.mlp_norm(x))
 
-    def step(self, x, cos, sin, ck, cv, pos):
-        a, ck, cv = self.attn.step(self.attn_norm(x), cos, sin, ck, cv, pos)
-        x = x + a
-        return x + self.mlp(self.mlp_norm(x)), ck, cv
+    def step(self, x, cos, sin, kv):
+        """One token per row (see :meth:`Attention.step`); x ``(B, 1, D)`` -> ``(B, 1, D)``."""
+        x = x + self.attn.step(self.attn_norm(x), cos, sin, kv)
+        return x + self.mlp(self.mlp_norm(x))

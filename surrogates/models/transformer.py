@@ -8,14 +8,16 @@ Glossary (what the tokens mean; units in :mod:`surrogates.models.features`):
                    interval k, read from token k+1: causal, so it sees I[0..k] and nothing later
 
 ``forward`` runs whole sequences in parallel for training; ``step`` advances one interval
-using a key/value cache whose slots are per row, so rows of a batch (cells of the vector
-env) may sit at different positions and be reset independently.
+using a key/value cache (:class:`KVCache`) in which rows of a batch (cells of the vector env)
+may sit at different positions and be reset independently. ``step`` leaves the state it was
+given as it was, so rollouts can branch from any state (lookahead, MPC on the surrogate).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 import torch.nn as nn
@@ -86,35 +88,125 @@ class Transformer(nn.Module):
         return self.head(self.norm(h[:, 1:]))  # (B, L, n_out)
 
     # ------------------------------------------------------------------ stepping
-    def initial_state(self, batch: int, init: torch.Tensor, max_steps: int | None = None) -> dict:
-        """KV cache after the initial-condition token. ``max_steps`` bounds the episode (default max_len).
+    @property
+    def max_steps(self) -> int:
+        """Longest rollout ``step`` supports from an initial state [intervals]: ``max_len`` (the rotary table)."""
+        return self.cfg.max_len
 
-        State: ``k``/``v`` lists (one per block) of ``(B, H, max_steps + 1, hd)``, ``pos`` ``(B,)``.
+    def initial_state(self, batch: int, init: torch.Tensor) -> dict:
+        """The state after the initial-condition token.
+
+        State: ``cache`` (:class:`KVCache`, every block's keys and values) and ``pos`` ``(B,)``,
+        each row's position for its next token (1 + the intervals it has stepped).
         """
         if init.shape[0] != batch:
             raise ValueError(f"init has {init.shape[0]} rows, expected batch={batch}")
-        slots = (max_steps or self.cfg.max_len) + 1
-        if slots > self.cfg.max_len + 1:
-            raise ValueError(f"max_steps={max_steps} exceeds this transformer's max_len={self.cfg.max_len}")
-        hd = self.cfg.d_model // self.cfg.n_head
-        state = {
-            "k": [init.new_zeros(batch, self.cfg.n_head, slots, hd) for _ in self.blocks],
-            "v": [init.new_zeros(batch, self.cfg.n_head, slots, hd) for _ in self.blocks],
-            "pos": torch.zeros(batch, dtype=torch.long, device=init.device),
-        }
-        _, state = self._advance(self.embed_init(init)[:, None], state)
-        return state
+        cache = KVCache.start(len(self.blocks), batch, self.cfg.n_head, self.cfg.d_model // self.cfg.n_head, init)
+        cos, sin = self.rope_cos[:1][None, None], self.rope_sin[:1][None, None]  # position 0, (1, 1, 1, hd/2)
+        h = self.embed_init(init)[:, None]  # (B, 1, D)
+        for i, block in enumerate(self.blocks):
+            h = block.step(h, cos, sin, partial(cache.store_initial, i))
+        return {"cache": cache, "pos": torch.ones(batch, dtype=torch.long, device=init.device)}
 
     def step(self, x_t: torch.Tensor, state: dict) -> tuple[torch.Tensor, dict]:
-        """x_t ``(B, n_inputs)`` -> y_t ``(B, n_out)`` and the new state (the old one is consumed)."""
-        if int(state["pos"].max()) >= state["k"][0].shape[2]:
-            raise ValueError(f"KV cache full ({state['k'][0].shape[2] - 1} intervals); start a new initial_state")
-        h, state = self._advance(self.embed_x(x_t)[:, None], state)
-        return self.head(self.norm(h[:, 0])), state
-
-    def _advance(self, h: torch.Tensor, state: dict) -> tuple[torch.Tensor, dict]:
+        """x_t ``(B, n_inputs)`` -> y_t ``(B, n_out)`` and the new state; ``state`` is left as it was
+        (step it again to branch: see :class:`KVCache`)."""
         pos = state["pos"]
+        window = int(pos.max())  # interval tokens the longest row attends to, this one included
+        if window > self.cfg.max_len:
+            raise ValueError(f"a row would step interval {window}, past this transformer's max_len={self.cfg.max_len}; "
+                             "restart it (Surrogate.reset_rows) or keep episodes within max_len intervals")
+        cache = state["cache"].extend(window)
+        # Row b's interval tokens are the last pos_b columns of the window (this one included).
+        blocked = (torch.arange(window, device=pos.device)[None, :] < (window - pos)[:, None])[:, None]  # (B, 1, W)
         cos, sin = self.rope_cos[pos][:, None, None], self.rope_sin[pos][:, None, None]  # (B, 1, 1, hd/2)
+        h = self.embed_x(x_t)[:, None]  # (B, 1, D)
         for i, block in enumerate(self.blocks):
-            h, _, _ = block.step(h, cos, sin, state["k"][i], state["v"][i], pos)
-        return h, {"k": state["k"], "v": state["v"], "pos": pos + 1}
+            h = block.step(h, cos, sin, partial(cache.store_and_read, i, window, blocked))
+        return self.head(self.norm(h[:, 0])), {"cache": cache, "pos": pos + 1}
+
+
+class _Store:
+    """Key/value columns ``(n_layer, B, H, capacity, hd)`` shared by the caches of successive states;
+    columns ``[0, fill)`` are written."""
+
+    __slots__ = ("k", "v", "fill")
+
+    def __init__(self, k: torch.Tensor, v: torch.Tensor, fill: int):
+        self.k, self.v, self.fill = k, v, fill
+
+
+class KVCache:
+    """Every block's keys and values for a batch of rows, shared copy-on-write between states.
+
+    Rows step together, so column c of the store holds the token every row processed at the
+    cache's c-th step; row b's interval tokens are its last ``pos_b - 1`` columns (older ones
+    belong to its earlier episodes and are masked out), and its initial-condition token is kept
+    apart, in ``k0``/``v0`` ``(B, n_layer, H, 1, hd)``. A cache holds columns ``[0, length)``;
+    the store may hold more, written by a later state. Stepping appends column ``length`` in
+    place when no later state has written it yet (a rollout: O(1) a step, nothing copied), and
+    otherwise first copies the columns its rows still read into a new store (a branch: two
+    rollouts from one state each get their own), so a step never changes what a state holds.
+    The store grows (and drops columns no row reads) as episodes lengthen: it is never full.
+
+    Restarting rows (:func:`surrogates.models.scatter_state`, which calls :meth:`index_copy_`)
+    replaces their ``k0``/``v0`` out of place, so it does not reach earlier states either.
+    """
+
+    __slots__ = ("k0", "v0", "store", "length")
+    MIN_HEADROOM = 16
+    """Columns a new store has beyond the ones copied into it (at least a quarter more)."""
+
+    def __init__(self, k0: torch.Tensor, v0: torch.Tensor, store: _Store, length: int):
+        self.k0, self.v0, self.store, self.length = k0, v0, store, length
+
+    @classmethod
+    def start(cls, n_layer: int, batch: int, n_head: int, head_dim: int, like: torch.Tensor) -> "KVCache":
+        """An empty cache (the initial-condition tokens are stored by :meth:`store_initial`)."""
+        k0 = like.new_empty(batch, n_layer, n_head, 1, head_dim)
+        cols = like.new_empty(n_layer, batch, n_head, cls.MIN_HEADROOM, head_dim)
+        return cls(k0, torch.empty_like(k0), _Store(cols, torch.empty_like(cols), 0), 0)
+
+    def store_initial(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> list:
+        """Keep the initial-condition token's key/value ``(B, H, 1, hd)``; it attends to itself only."""
+        self.k0[:, layer], self.v0[:, layer] = k, v
+        return [(k, v, None)]
+
+    def extend(self, window: int) -> "KVCache":
+        """A cache one column longer for the next step, whose last ``window`` columns its rows read."""
+        store, length = self.store, self.length
+        if store.fill != length or length == store.k.shape[3]:
+            # A branch (a later state wrote column `length`) or a full store: copy what is read to a new one.
+            keep = window - 1
+            cols = store.k.shape[:3] + (keep + 1 + max(keep // 4, self.MIN_HEADROOM), store.k.shape[4])
+            k, v = store.k.new_empty(cols), store.v.new_empty(cols)
+            k[:, :, :, :keep], v[:, :, :, :keep] = store.k[:, :, :, length - keep:length], store.v[:, :, :, length - keep:length]
+            store, length = _Store(k, v, keep), keep
+        store.fill = length + 1
+        return KVCache(self.k0, self.v0, store, length + 1)
+
+    def store_and_read(self, layer: int, window: int, blocked: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> list:
+        """Write the step's key/value ``(B, H, 1, hd)`` into this cache's last column; the groups to attend to."""
+        col = self.length - 1
+        self.store.k[layer, :, :, col], self.store.v[layer, :, :, col] = k[:, :, 0], v[:, :, 0]
+        lo = self.length - window
+        return [(self.k0[:, layer], self.v0[:, layer], None),
+                (self.store.k[layer, :, :, lo:self.length], self.store.v[layer, :, :, lo:self.length], blocked)]
+
+    def index_copy(self, dim: int, rows: torch.Tensor, fresh: "KVCache") -> "KVCache":
+        """A cache whose ``rows`` are ``fresh``'s initial-condition tokens (rows restarted). Their old
+        columns need no clearing: the restarted rows' ``pos`` of 1 masks them out."""
+        if dim != 0:
+            raise ValueError("a KVCache's rows are its batch dimension (dim 0)")
+        return KVCache(self.k0.index_copy(0, rows, fresh.k0), self.v0.index_copy(0, rows, fresh.v0), self.store,
+                       self.length)
+
+    def index_copy_(self, dim: int, rows: torch.Tensor, fresh: "KVCache") -> "KVCache":
+        """:meth:`index_copy` into this object (the protocol of :func:`surrogates.models.scatter_state`)."""
+        new = self.index_copy(dim, rows, fresh)
+        self.k0, self.v0 = new.k0, new.v0
+        return self
+
+    def tensors(self) -> tuple[torch.Tensor, ...]:
+        """What this cache holds: ``k0``, ``v0`` and the columns ``[0, length)`` of its store (views)."""
+        return self.k0, self.v0, self.store.k[:, :, :, :self.length], self.store.v[:, :, :, :self.length]

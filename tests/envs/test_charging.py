@@ -50,14 +50,26 @@ def rollout(env, actions, seed):
 
 
 # ---------------------------------------------------------------------- registration and API
-def test_id_is_registered_at_import():
+def test_id_is_registered_at_import(tiny_checkpoint):
     assert envs.FAST_CHARGE_ID == ID
     assert ID in gym.registry
     assert gym.registry[ID].entry_point == "envs.charging:FastChargeEnv"
+    assert gym.registry[ID].vector_entry_point == "envs.gym_vector:FastChargeVectorEnv"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "v0 is out of date": the diagnostics variant is an id of its own
+        gym.make(ID, surrogate=str(tiny_checkpoint))
 
 
-@pytest.mark.parametrize("env_name", ["surrogate_env", "pybamm_env"])
+@pytest.fixture
+def diagnostics_env(tiny_checkpoint):
+    env = gym.make(envs.FAST_CHARGE_DIAGNOSTICS_ID, surrogate=str(tiny_checkpoint))
+    yield env
+    env.close()
+
+
+@pytest.mark.parametrize("env_name", ["surrogate_env", "pybamm_env", "diagnostics_env"])
 def test_gymnasium_and_sb3_check_env_without_warnings(request, env_name):
+    """Every registered id (cellgym/FastCharge-v0 on both backends, cellgym/FastChargeDiagnostics-v0)."""
     env = _env(request, env_name)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
@@ -82,6 +94,40 @@ def test_config_defaults():
     assert cfg.t_max == 318.15 and cfg.plating_limit == 0.0
     assert cfg.c_max == 5.0 and cfg.soc_start == (0.05, 0.2) and cfg.soc_target == 0.8
     assert cfg.max_steps == 720 and math.isclose(cfg.one_c, 5.0)
+    assert cfg.torch_threads is None and cfg.flush_denormal is True
+
+
+def _flushes_denormals() -> bool:
+    import torch
+
+    return (torch.tensor([1e-39]) * 2.0).item() == 0.0
+
+
+def test_torch_settings_are_explicit_and_applied_where_the_surrogate_is_built(tiny_checkpoint):
+    import torch
+
+    from envs.vector import SurrogateVecEnv
+
+    threads, flushing = torch.get_num_threads(), _flushes_denormals()
+    try:
+        torch.set_flush_denormal(False)
+        gym.make(ID, surrogate=str(tiny_checkpoint), torch_threads=2)
+        assert torch.get_num_threads() == 2 and _flushes_denormals()  # flush_denormal=True by default
+        venv = SurrogateVecEnv(2, surrogate=str(tiny_checkpoint), torch_threads=1, flush_denormal=False)
+        assert torch.get_num_threads() == 1 and not _flushes_denormals()
+        venv.set_attr("flush_denormal", True)
+        assert _flushes_denormals() and venv.get_attr("flush_denormal") == [True, True]
+        torch.set_num_threads(3)
+        gym.make(ID, surrogate=str(tiny_checkpoint), flush_denormal=None)  # None: leave torch's settings
+        assert torch.get_num_threads() == 3 and _flushes_denormals()
+        gym.make(ID, backend="pybamm", torch_threads=2)  # no torch on this path: nothing to set
+        assert torch.get_num_threads() == 3
+    finally:
+        torch.set_num_threads(threads)
+        torch.set_flush_denormal(flushing)
+    for bad in (dict(torch_threads=0), dict(torch_threads=1.5), dict(torch_threads=True), dict(flush_denormal="yes")):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            ChargingConfig(**bad)
 
 
 # ---------------------------------------------------------------------- observation and info

@@ -139,18 +139,89 @@ def test_benchmark_helpers_run_and_restore_what_they_patch(tiny_checkpoint):
     import importlib.util
     from pathlib import Path
 
+    import envs.batch as batch
+
     path = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_env.py"
     spec = importlib.util.spec_from_file_location("bench_env", path)
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
     venv = SurrogateVecEnv(8, surrogate=str(tiny_checkpoint), seed=0, **KW)
     assert bench.time_vecenv(venv, 20) > 0
+    assert bench.time_vecenv(gym.make_vec(ID, 8, vectorization_mode="vector_entry_point",
+                                          surrogate=str(tiny_checkpoint), **KW), 20) > 0
+    functions = {name: getattr(batch, name) for name in ("check_actions", "evaluate_step", "observe", "info_columns")}
     parts = bench.profile_vecenv(venv, 20)
     assert parts["total"] > 0 and parts["resets"] > 0 and parts["model.step (torch forward)"] > 0
-    assert "step" not in vars(venv.surrogate) and "_restart" not in vars(venv)  # patches undone
+    assert parts["info_columns (info arrays)"] > 0 and parts["adapter (SB3 infos)"] > 0
+    assert "step" not in vars(venv.surrogate) and not {"restart", "step"} & set(vars(venv.core))  # patches undone
+    assert functions == {name: getattr(batch, name) for name in functions}
     dvenv = SurrogateVecEnv(8, surrogate=str(tiny_checkpoint), seed=0, diagnostics=("plating",), **KW)
     assert bench.time_vecenv(dvenv, 5) > 0
     parts = bench.profile_vecenv(dvenv, 5)
     assert parts["diagnostic plating (score_windows)"] > 0 and "diagnostics rest (history, terms)" in parts
     assert "step" not in vars(dvenv.diagnostic_terms) and "score_windows" not in vars(dvenv.diagnostic_terms.models["plating"])
     assert bench.time_surrogate_step(venv.surrogate, 8, 5) > 0
+
+
+def test_time_limit_set_later_is_honoured_by_the_transformer_cache(tiny_checkpoints):
+    """The transformer's KV cache grows with the episode: a longer time limit set through set_attr
+    (here 100 intervals, after a 5-interval one) runs to its truncation; past max_len it is refused."""
+    path = str(tiny_checkpoints["transformer"])  # max_len 128 intervals
+    venv = SurrogateVecEnv(3, surrogate=path, seed=0, soc_start=0.5, time_limit=50.0)
+    venv.reset()
+    venv.step(np.full((3, 1), -1.0))  # mid-episode
+    venv.set_attr("time_limit", 1000.0)
+    for k in range(2, 101):
+        _, _, dones, infos = venv.step(np.full((3, 1), -1.0))  # at rest: only the time limit ends it
+        assert dones.all() == (k == 100)
+    assert all(i["TimeLimit.truncated"] and i["elapsed"] == 1000.0 for i in infos)
+    venv.reset()
+    for _ in range(100):
+        _, _, dones, _ = venv.step(np.full((3, 1), -1.0))
+    assert dones.all()
+    with pytest.raises(ValueError, match="max_len"):
+        venv.set_attr("time_limit", 2000.0)
+    assert venv.get_attr("time_limit") == [1000.0] * 3 and venv.config.max_steps == 100  # left as it was
+    with pytest.raises(ValueError, match="max_len"):
+        SurrogateVecEnv(2, surrogate=path, time_limit=2000.0)
+    with pytest.raises(ValueError, match="max_len"):
+        gym.make(ID, surrogate=path, time_limit=2000.0)
+
+
+def test_info_modes_dicts_for_every_key_or_arrays_beside_sb3s_own(tiny_checkpoint):
+    venvs = {mode: VecMonitor(SurrogateVecEnv(4, surrogate=str(tiny_checkpoint), seed=0, info_mode=mode, **KW))
+             for mode in ("dicts", "arrays")}
+    for venv in venvs.values():
+        venv.reset()
+    keys = info_keys(venvs["dicts"].unwrapped.config)
+    ended = 0
+    for _ in range(20):
+        out = {mode: venv.step(np.full((4, 1), 0.8, dtype=np.float32)) for mode, venv in venvs.items()}
+        (obs, rewards, dones, infos), (a_obs, a_rewards, a_dones, a_infos) = out["dicts"], out["arrays"]
+        np.testing.assert_array_equal(obs, a_obs)
+        np.testing.assert_array_equal(dones, a_dones)
+        last = venvs["arrays"].get_attr("last_step")[0]  # the arrays, behind VecMonitor
+        columns = last.infos
+        assert set(columns) == set(keys) and columns["reached_target"].dtype == bool
+        np.testing.assert_array_equal(last.done, np.flatnonzero(dones))
+        for i in range(4):
+            sb3 = {k: infos[i][k] for k in infos[i] if k not in keys}
+            assert set(sb3) == ({"TimeLimit.truncated", "terminal_observation", "episode"} if dones[i]
+                                else {"TimeLimit.truncated"})
+            assert set(a_infos[i]) == set(sb3)  # arrays: only SB3's keys per cell
+            assert a_infos[i]["TimeLimit.truncated"] is infos[i]["TimeLimit.truncated"]
+            assert {k: infos[i][k] for k in keys} == {k: columns[k][i].item() for k in keys}
+            if dones[i]:
+                ended += 1
+                np.testing.assert_array_equal(a_infos[i]["terminal_observation"], infos[i]["terminal_observation"])
+                assert [a_infos[i]["episode"][k] for k in "rl"] == [infos[i]["episode"][k] for k in "rl"]  # t: wall time
+                j = list(last.done).index(i)
+                np.testing.assert_array_equal(last.final_obs[j], infos[i]["terminal_observation"])
+                assert venvs["dicts"].unwrapped.reset_infos[i] == {k: last.reset_infos[k][j].item() for k in keys}
+                assert venvs["arrays"].unwrapped.reset_infos[i] == {}
+            else:
+                with pytest.raises(TypeError):  # the shared mapping of running cells is read-only
+                    a_infos[i]["x"] = 1
+    assert ended > 0
+    with pytest.raises(ValueError, match="info_mode"):
+        SurrogateVecEnv(2, surrogate=str(tiny_checkpoint), info_mode="lists")
