@@ -42,25 +42,34 @@ class ChargeStatsCallback(BaseCallback):
             if isinstance(fmt, TensorBoardOutputFormat) and self.config_text:
                 fmt.writer.add_text("config", "```\n" + self.config_text + "\n```", 0)
 
+    def _columns(self) -> dict[str, np.ndarray]:
+        """This step's info of every cell as ``{key: [N]}``: the batched env's own arrays when it has them
+        (``info_mode="arrays"`` builds no per-cell dicts), else gathered from SB3's info dicts."""
+        try:
+            last = self.training_env.get_attr("last_step")[0]
+        except AttributeError:
+            last = None
+        if last is not None:
+            return last.infos
+        infos = self.locals["infos"]
+        keys = [k for k, v in infos[0].items() if np.isscalar(v)]
+        return {k: np.array([info[k] for info in infos]) for k in keys}
+
     def _on_step(self) -> bool:
-        infos, dones = self.locals["infos"], self.locals["dones"]
-        for i, info in enumerate(infos):
-            self._min_margin[i] = min(self._min_margin[i], info["plating_margin_min"])
-            self._violations[i] += int(info["reward_voltage"] < 0 or info["reward_temperature"] < 0
-                                       or info["reward_plating"] < 0)
-            for k in REWARD_TERMS:
-                self._terms[k].append(info[k])
-            for k, v in info.items():
-                if k.startswith(("diag_", "reward_diag_")):
-                    self._terms.setdefault(k, []).append(v)
-            if dones[i]:
-                self._episodes.append({
-                    "reached": bool(info["reached_target"]),
-                    "minutes": info["elapsed"] / 60.0,
-                    "violations": int(self._violations[i]),
-                    "margin_mV": float(self._min_margin[i] * 1e3),
-                })
-                self._min_margin[i], self._violations[i] = np.inf, 0
+        cols, dones = self._columns(), np.asarray(self.locals["dones"])
+        self._min_margin = np.minimum(self._min_margin, cols["plating_margin_min"])
+        self._violations += (cols["reward_voltage"] < 0) | (cols["reward_temperature"] < 0) | (cols["reward_plating"] < 0)
+        for k, v in cols.items():
+            if k in self._terms or k.startswith(("diag_", "reward_diag_")):
+                self._terms.setdefault(k, []).append(float(np.mean(v)))
+        for i in np.flatnonzero(dones):
+            self._episodes.append({
+                "reached": bool(cols["reached_target"][i]),
+                "minutes": float(cols["elapsed"][i]) / 60.0,
+                "violations": int(self._violations[i]),
+                "margin_mV": float(self._min_margin[i] * 1e3),
+            })
+            self._min_margin[i], self._violations[i] = np.inf, 0
         return True
 
     def _on_rollout_end(self) -> None:

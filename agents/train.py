@@ -171,8 +171,9 @@ def train(cfg: AgentConfig, replay: bool = True) -> dict:
     print(f"{cfg.algo.upper()} on {cfg.env_id} ({cfg.chemistry}, {cfg.surrogate} surrogate), {total} steps, "
           f"{n_envs} cells -> {run_dir}")
 
-    # -- envs: N cells in one batch for training, a separate batch for evaluation
-    env = VecMonitor(SurrogateVecEnv(n_envs, device=cfg.device, seed=cfg.seed, **env_kwargs))
+    # -- envs: N cells in one batch for training (per-cell values as arrays: no N info dicts a step,
+    # ChargeStatsCallback reads the arrays), a separate batch for evaluation
+    env = VecMonitor(SurrogateVecEnv(n_envs, device=cfg.device, seed=cfg.seed, info_mode="arrays", **env_kwargs))
     eval_env = VecMonitor(SurrogateVecEnv(min(cfg.eval_episodes, 16), device=cfg.device, seed=cfg.seed + 10_000,
                                           **env_kwargs))
 

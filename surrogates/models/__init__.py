@@ -5,9 +5,11 @@ Every model maps normalised inputs to normalised outputs (see :mod:`surrogates.m
 * ``model(x, init) -> y``: ``x`` ``(B, L, N_INPUTS)``, ``init`` ``(B, N_INIT)``, ``y`` ``(B, L, n_out)``;
   causal: ``y[:, t]`` depends on ``x[:, :t+1]`` and ``init`` only.
 * ``state = model.initial_state(batch, init)``; ``y_t, state = model.step(x_t, state)`` with
-  ``x_t`` ``(B, N_INPUTS)`` and ``y_t`` ``(B, n_out)``; a step rollout equals the forward.
-  A state is a dict of tensors (or lists of tensors) with the batch in dim 0, so rows can
-  be replaced independently (:func:`scatter_state`).
+  ``x_t`` ``(B, N_INPUTS)`` and ``y_t`` ``(B, n_out)``; a step rollout equals the forward, and
+  ``step`` leaves the state it was given intact (branching rollouts are exact).
+  A state is a dict of tensors (or lists of tensors, or objects with ``index_copy_(0, rows, fresh)``
+  such as the transformer's ``KVCache``) with the batch in dim 0, so rows can be replaced
+  independently (:func:`scatter_state`).
 * ``training_modules``: names of submodules only training uses (JEPA's context and target
   encoders and heads); checkpoints hold the rest (:func:`inference_state_dict`), and a loaded
   model has them removed (:func:`inference_only`) so weights load with ``strict=True``.

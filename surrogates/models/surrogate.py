@@ -65,15 +65,15 @@ class SurrogateState:
     """A batch of simulated cells between intervals.
 
     model: the architecture's recurrent state (batch in dim 0); soc ``(B,)`` float64
-    coulomb-counted SOC; ambient ``(B,)`` [K]; steps ``(B,)`` intervals since reset;
-    options: the keyword arguments the model state was built with (e.g. a KV-cache length).
+    coulomb-counted SOC; ambient ``(B,)`` [K]; steps ``(B,)`` intervals since reset.
+    :meth:`Surrogate.step` never changes a state it is given, so a state can be stepped again
+    with other currents (lookahead, MPC); :meth:`Surrogate.reset_rows` restarts rows in place.
     """
 
     model: dict
     soc: np.ndarray
     ambient: np.ndarray
     steps: np.ndarray
-    options: dict = None
 
 
 class Surrogate:
@@ -130,22 +130,21 @@ class Surrogate:
 
     # ------------------------------------------------------------------ stepping
     @torch.no_grad()
-    def initial_state(self, soc0, ambient_temperature, **kwargs) -> SurrogateState:
+    def initial_state(self, soc0, ambient_temperature) -> SurrogateState:
         """A batch of cells at rest at ``soc0`` ``[B]`` and ``ambient_temperature`` ``[B]`` [K]."""
         soc0 = np.atleast_1d(np.asarray(soc0, dtype=np.float64))
         amb = np.broadcast_to(np.asarray(ambient_temperature, dtype=np.float64), soc0.shape).copy()
         check_kelvin(amb)
         init = torch.from_numpy(self.featurizer.init_vector(soc0, amb)).to(self.device)
-        state = self.model.initial_state(len(soc0), init, **kwargs)
-        return SurrogateState(model=state, soc=soc0.copy(), ambient=amb, steps=np.zeros(len(soc0), dtype=np.int64),
-                              options=dict(kwargs))
+        state = self.model.initial_state(len(soc0), init)
+        return SurrogateState(model=state, soc=soc0.copy(), ambient=amb, steps=np.zeros(len(soc0), dtype=np.int64))
 
     @torch.no_grad()
     def step(self, state: SurrogateState, current) -> tuple[dict[str, np.ndarray], SurrogateState]:
         """Apply ``current`` ``[B]`` [A] for one interval to every cell of ``state``.
 
         Returns channel -> ``[B]`` float64 (end-of-interval values and extremes, ``soc``)
-        and the new state (the old one is consumed).
+        and the new state; ``state`` itself is left as it was.
         """
         cur = np.asarray(current, dtype=np.float64).reshape(-1)
         if cur.shape != state.soc.shape:
@@ -155,8 +154,8 @@ class Surrogate:
         x, soc = self.featurizer.interval_inputs(cur[:, None], state.soc, state.ambient)
         y, model_state = self.model.step(torch.from_numpy(x[:, 0]).to(self.device), state.model)
         out = self.featurizer.decode(y[:, None], soc, state.ambient)
-        new = SurrogateState(model=model_state, soc=soc[:, 0], ambient=state.ambient, steps=state.steps + 1,
-                             options=state.options)
+        # ambient copied: reset_rows writes rows of the new state in place, which must not reach this one
+        new = SurrogateState(model=model_state, soc=soc[:, 0], ambient=state.ambient.copy(), steps=state.steps + 1)
         return {k: v[:, 0] for k, v in out.items()}, new
 
     @torch.no_grad()
@@ -172,7 +171,7 @@ class Surrogate:
             return state
         soc0 = np.broadcast_to(np.asarray(soc0, dtype=np.float64), (len(idx),))
         amb = np.broadcast_to(np.asarray(ambient_temperature, dtype=np.float64), (len(idx),))
-        fresh = self.initial_state(soc0, amb, **(state.options or {}))
+        fresh = self.initial_state(soc0, amb)
         scatter_state(state.model, torch.from_numpy(idx).to(self.device), fresh.model)
         state.soc[idx], state.ambient[idx], state.steps[idx] = soc0, amb, 0
         return state

@@ -12,14 +12,8 @@ import envs  # noqa: F401  (registers the id)
 from agents.baselines import CCCVPolicy, MultiStepCCPolicy
 from envs.config import ChargingConfig, obs_to_physical
 from envs.vector import SurrogateVecEnv
-from tests.envs.conftest import build_tiny_checkpoint
 
 ID = "cellgym/FastCharge-v0"
-
-
-@pytest.fixture(scope="module")
-def tiny_checkpoint(tmp_path_factory):
-    return build_tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "nmc-mamba.pt")
 
 
 @pytest.fixture(scope="module")

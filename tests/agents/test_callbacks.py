@@ -5,7 +5,7 @@ from __future__ import annotations
 import gymnasium as gym
 import pytest
 from stable_baselines3.common.monitor import Monitor
-from stable_baselines3.common.vec_env import DummyVecEnv
+from stable_baselines3.common.vec_env import DummyVecEnv, VecEnvWrapper
 
 import envs
 from agents.callbacks import DiagnosticWarmupCallback
@@ -73,3 +73,51 @@ def test_diagnostic_warmup_leaves_an_env_without_diagnostics_alone():
 def test_diagnostic_warmup_refuses_a_fraction_outside_0_1():
     with pytest.raises(ValueError, match=r"in \[0, 1\]"):
         DiagnosticWarmupCallback(1.5)
+
+
+class _DictsOnly(VecEnvWrapper):
+    """A VecEnv whose infos are per-cell dicts only, as rl_zoo3's DummyVecEnv gives them."""
+
+    def reset(self):
+        return self.venv.reset()
+
+    def step_wait(self):
+        return self.venv.step_wait()
+
+    def get_attr(self, attr_name, indices=None):
+        if attr_name == "last_step":
+            raise AttributeError(attr_name)
+        return self.venv.get_attr(attr_name, indices)
+
+
+def _charge_stats(info_mode: str, tiny_checkpoint) -> dict:
+    """ChargeStatsCallback's records after 60 steps of 4 cells under fixed random actions."""
+    import numpy as np
+    from stable_baselines3.common.vec_env import VecMonitor
+
+    from agents.callbacks import ChargeStatsCallback
+
+    venv = VecMonitor(SurrogateVecEnv(4, surrogate=str(tiny_checkpoint), seed=3, time_limit=200.0, info_mode=info_mode))
+    if info_mode == "dicts":
+        venv = _DictsOnly(venv)
+    model = _Model(venv)
+    model.output_formats = []
+    cb = ChargeStatsCallback()
+    cb.init_callback(model)
+    cb.on_training_start({}, {})
+    venv.reset()
+    rng = np.random.default_rng(0)
+    for _ in range(60):
+        _, _, dones, infos = venv.step(rng.uniform(-1, 1, (4, 1)).astype(np.float32))
+        cb.update_locals({"infos": infos, "dones": dones})
+        cb.on_step()
+    cb.on_rollout_end()
+    return model.records
+
+
+def test_charge_stats_are_the_same_from_the_batched_envs_arrays_and_from_info_dicts(tiny_checkpoint):
+    arrays, dicts = _charge_stats("arrays", tiny_checkpoint), _charge_stats("dicts", tiny_checkpoint)
+    assert arrays["charts/episodes"] >= 4 and "charts/reward_time" in arrays
+    assert arrays.keys() == dicts.keys()
+    for k in arrays:
+        assert arrays[k] == pytest.approx(dicts[k], rel=1e-12), k

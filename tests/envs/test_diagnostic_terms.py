@@ -292,18 +292,20 @@ def test_vecenv_weights_can_be_set_but_not_the_kinds(tiny_checkpoint):
         venv.set_attr("diagnostics", ("plating", "ood"))
 
 
-# ---------------------------------------------------------------------- v1
-def test_v1_is_registered_with_diagnostics(tiny_checkpoint):
-    spec = gym.registry[envs.FAST_CHARGE_V1_ID]
+# ---------------------------------------------------------------------- FastChargeDiagnostics-v0
+def test_diagnostics_id_is_registered_with_diagnostics(tiny_checkpoint):
+    assert envs.FAST_CHARGE_DIAGNOSTICS_ID == "cellgym/FastChargeDiagnostics-v0"
+    assert "cellgym/FastCharge-v1" not in gym.registry
+    spec = gym.registry[envs.FAST_CHARGE_DIAGNOSTICS_ID]
     assert spec.entry_point == "envs.charging:FastChargeEnv"
-    assert tuple(spec.kwargs["diagnostics"]) == ("plating", "degradation")
-    env = gym.make(envs.FAST_CHARGE_V1_ID, surrogate=str(tiny_checkpoint), diagnostics=("plating",))
+    assert tuple(spec.kwargs["diagnostics"]) == ("plating", "degradation") == envs.FAST_CHARGE_DIAGNOSTICS_KINDS
+    env = gym.make(envs.FAST_CHARGE_DIAGNOSTICS_ID, surrogate=str(tiny_checkpoint), diagnostics=("plating",))
     _, info = env.reset(seed=0)
     assert env.unwrapped.config.diagnostics == ("plating",) and "diag_plating" in info
 
 
-def test_v1_defaults_plating_and_degradation(tiny_checkpoint):
-    env = gym.make(envs.FAST_CHARGE_V1_ID, surrogate=str(tiny_checkpoint))
+def test_diagnostics_id_defaults_plating_and_degradation(tiny_checkpoint):
+    env = gym.make(envs.FAST_CHARGE_DIAGNOSTICS_ID, surrogate=str(tiny_checkpoint))
     cfg = env.unwrapped.config
     assert cfg.diagnostics == ("plating", "degradation")
     _, info = env.reset(seed=0)

@@ -1,30 +1,17 @@
 """Smoke tests of the experiment scripts with tiny budgets: every artefact is written and loads."""
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _script(name):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "experiments" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
 
 @pytest.fixture(scope="module")
-def agent_run(tmp_path_factory):
+def agent_run(tmp_path_factory, script):
     """A PPO run of a few thousand steps on the shipped nmc surrogate, replayed on the DFN from 70 % SOC."""
     out = tmp_path_factory.mktemp("agent") / "run"
-    report = _script("train_agent").main([
+    report = script("train_agent").main([
         "--total-timesteps", "2048", "--n-envs", "8", "--eval-freq", "1024", "--eval-episodes", "2",
         "--hyperparams", "{n_steps: 128, batch_size: 256, n_epochs: 2}", "--starts", "[[0.7, 298.15]]",
         "--cccv-rates", "[1.0]", "--multistep", "[[0.75, 1.5], [0.8, 1.0]]", "--threads", "1",
@@ -57,9 +44,9 @@ def test_train_agent_writes_every_artefact(agent_run):
 
 
 @pytest.mark.slow
-def test_evaluate_policy_reloads_the_run(agent_run):
+def test_evaluate_policy_reloads_the_run(agent_run, script):
     out, _ = agent_run
-    report = _script("evaluate_policy").main([str(out), "--backend", "surrogate", "--no-search"])
+    report = script("evaluate_policy").main([str(out), "--backend", "surrogate", "--no-search"])
     assert (out / "evaluation-surrogate.md").exists() and (out / "evaluation-surrogate.json").exists()
     assert len(report["rows"]) == 3  # agent, CC-CV 1C, multi-step
 
@@ -76,8 +63,8 @@ def test_baselines_satisfy_their_definitions_on_the_dfn(agent_run):
 
 
 @pytest.mark.slow
-def test_validate_surrogates_script(tmp_path):
-    report = _script("validate_surrogates").main(["--chemistry", "nmc", "--arch", "jepa", "--speed-steps", "2",
+def test_validate_surrogates_script(tmp_path, script):
+    report = script("validate_surrogates").main(["--chemistry", "nmc", "--arch", "jepa", "--speed-steps", "2",
                                                   "--ecm-pybamm", "1", "--out", str(tmp_path)])
     for ext in ("md", "json", "png"):
         assert (tmp_path / f"nmc.{ext}").exists()
@@ -87,14 +74,14 @@ def test_validate_surrogates_script(tmp_path):
 
 
 @pytest.mark.slow
-def test_train_surrogate_script(tmp_path):
+def test_train_surrogate_script(tmp_path, script):
     from surrogates.data.generate import DatagenConfig, generate
     from surrogates.data.protocols import ProtocolConfig
 
     data = tmp_path / "data"
     generate(DatagenConfig(num_sequences=8, shard_size=4, seed=5, protocols=ProtocolConfig(max_duration_s=200.0)),
              data, workers=1, progress=False)
-    summary = _script("train_surrogate").main([
+    summary = script("train_surrogate").main([
         "--arch", "transformer", "--data", str(data), "--out", str(tmp_path / "run"), "--max-epochs", "1",
         "--holdout-family", "", "--val-fraction", "0.25", "--test-fraction", "0.25", "--threads", "1",
         "--progress", "false", "--model", "{d_model: 16, n_layer: 1, n_head: 2, mlp_hidden: 32, max_len: 64}",
@@ -105,8 +92,8 @@ def test_train_surrogate_script(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("algo", ["sac", "td3"])
-def test_train_agent_off_policy_algorithms(algo, tmp_path):
-    report = _script("train_agent").main([
+def test_train_agent_off_policy_algorithms(algo, tmp_path, script):
+    report = script("train_agent").main([
         "--algo", algo, "--total-timesteps", "400", "--n-envs", "4", "--eval-freq", "200", "--eval-episodes", "1",
         "--hyperparams", "{learning_starts: 100, buffer_size: 1000, batch_size: 32}", "--starts", "[[0.7, 298.15]]",
         "--cccv-rates", "[1.0]", "--multistep", "[]", "--search-safe-cccv", "false", "--backend", "surrogate",
@@ -116,11 +103,11 @@ def test_train_agent_off_policy_algorithms(algo, tmp_path):
 
 
 @pytest.mark.slow
-def test_ablate_diagnostics_trains_both_variants_and_judges_them_on_the_degrading_dfn(tmp_path):
+def test_ablate_diagnostics_trains_both_variants_and_judges_them_on_the_degrading_dfn(tmp_path, script):
     args = ["--agent", "{total_timesteps: 512, n_envs: 4, eval_freq: 256, eval_episodes: 1, "
             "hyperparams: {n_steps: 64, batch_size: 128, n_epochs: 1}}",
             "--starts", "[[0.72, 298.15]]", "--out", str(tmp_path), "--threads", "1", "--progress", "false"]
-    report = _script("ablate_diagnostics").main(args)
+    report = script("ablate_diagnostics").main(args)
     assert set(report["train_minutes"]) == {"without diagnostics", "with diagnostics"}
     rows = {r["policy"]: r for r in report["rows"]}
     assert set(rows) == {"without diagnostics", "with diagnostics", "CC-CV 1C (reference)"}
@@ -130,4 +117,4 @@ def test_ablate_diagnostics_trains_both_variants_and_judges_them_on_the_degradin
     assert (tmp_path / "ablation.md").exists() and (tmp_path / "ablation.json").exists()
     saved = yaml.safe_load((tmp_path / "with-diagnostics" / "config.yml").read_text())
     assert saved["hyperparams"]["env_kwargs"]["diagnostics"] == ["plating", "degradation"]
-    assert _script("ablate_diagnostics").main(args)["train_minutes"] == {}  # finished variants are reused
+    assert script("ablate_diagnostics").main(args)["train_minutes"] == {}  # finished variants are reused

@@ -16,17 +16,12 @@ from surrogates.models import ARCHITECTURES, build_model, scatter_state
 from surrogates.models.features import N_INIT, N_INPUTS
 from surrogates.models.transformer import KVCache
 
-TINY = {  # as tests/envs/conftest.py builds them
-    "mamba": dict(d_model=16, n_layer=1),
-    "transformer": dict(d_model=16, n_layer=1, n_head=2, mlp_hidden=32, max_len=128),
-    "jepa": dict(d_latent=16, n_layer=1, d_action=8, d_embed=8, d_hidden=16),
-}
 B, PREFIX, BRANCH = 3, 6, 8
 
 
-def tiny_model(arch: str) -> torch.nn.Module:
+def tiny_model(arch: str, tiny_configs: dict) -> torch.nn.Module:
     torch.manual_seed(0)
-    model = build_model(arch, **TINY[arch]).eval()
+    model = build_model(arch, **tiny_configs[arch]).eval()
     with torch.no_grad():  # random weights everywhere (JEPA's readout starts at zero), so history matters
         for p in model.parameters():
             p.add_(0.1 * torch.randn_like(p))
@@ -66,9 +61,9 @@ def from_start(model, init, x):
 
 
 @torch.no_grad()
-def after_prefix(arch, init, prefix):
+def after_prefix(arch, tiny_configs, init, prefix):
     """A tiny ``arch`` model, its state after ``prefix`` and a deep copy of that state."""
-    model = tiny_model(arch)
+    model = tiny_model(arch, tiny_configs)
     _, state = rollout(model, model.initial_state(B, init), prefix)
     return model, state, copy.deepcopy(state)
 
@@ -83,9 +78,9 @@ def inputs():
 
 
 @pytest.mark.parametrize("arch", list(ARCHITECTURES))
-def test_two_branches_from_one_state_each_equal_a_fresh_rollout(arch, inputs):
+def test_two_branches_from_one_state_each_equal_a_fresh_rollout(arch, inputs, tiny_configs):
     init, prefix, a, b = inputs
-    model, branch_point, before = after_prefix(arch, init, prefix)
+    model, branch_point, before = after_prefix(arch, tiny_configs, init, prefix)
     with torch.no_grad():
         y_a, end_a = rollout(model, branch_point, a)
         y_b, _ = rollout(model, branch_point, b)
@@ -101,10 +96,10 @@ def test_two_branches_from_one_state_each_equal_a_fresh_rollout(arch, inputs):
 
 
 @pytest.mark.parametrize("arch", list(ARCHITECTURES))
-def test_restarting_rows_of_a_later_state_leaves_the_earlier_one_intact(arch, inputs):
+def test_restarting_rows_of_a_later_state_leaves_the_earlier_one_intact(arch, inputs, tiny_configs):
     """What the vector env does at an auto-reset (``Surrogate.reset_rows`` -> ``scatter_state``, in place)."""
     init, prefix, a, _ = inputs
-    model, state, before = after_prefix(arch, init, prefix)
+    model, state, before = after_prefix(arch, tiny_configs, init, prefix)
     with torch.no_grad():
         _, later = model.step(a[:, 0], state)
         rows = torch.tensor([0, 2])
@@ -117,8 +112,8 @@ def test_restarting_rows_of_a_later_state_leaves_the_earlier_one_intact(arch, in
         torch.testing.assert_close(y[[0, 2]], from_start(model, init[[2, 0]], a[[0, 2], 1:]), atol=1e-5, rtol=1e-5)
 
 
-def test_transformer_cache_grows_past_its_first_store_and_refuses_past_max_len():
-    model = tiny_model("transformer")
+def test_transformer_cache_grows_past_its_first_store_and_refuses_past_max_len(tiny_configs):
+    model = tiny_model("transformer", tiny_configs)
     n = model.cfg.max_len
     x, init = torch.randn(2, n + 1, N_INPUTS), torch.randn(2, N_INIT)
     with torch.no_grad():
@@ -126,3 +121,19 @@ def test_transformer_cache_grows_past_its_first_store_and_refuses_past_max_len()
         torch.testing.assert_close(y, model(x[:, :n], init), atol=1e-5, rtol=1e-5)
         with pytest.raises(ValueError, match="max_len"):
             model.step(x[:, n], state)
+
+
+def test_surrogate_reset_rows_of_a_later_state_leaves_the_earlier_one_intact(tiny_checkpoint):
+    """The same at the physical level (``Surrogate`` states carry SOC, ambient and step counts too)."""
+    import numpy as np
+
+    from surrogates.models.surrogate import load_surrogate
+
+    s = load_surrogate("nmc", arch=None, path=tiny_checkpoint)
+    state = s.initial_state(np.array([0.1, 0.2]), np.array([298.15, 308.15]))
+    _, later = s.step(state, np.array([-5.0, -5.0]))
+    before = (state.soc.copy(), state.ambient.copy(), state.steps.copy())
+    s.reset_rows(later, [0], 0.5, 283.15)
+    for now, then in zip((state.soc, state.ambient, state.steps), before):
+        np.testing.assert_array_equal(now, then)
+    assert later.ambient[0] == 283.15 and later.steps[0] == 0 and later.soc[0] == 0.5
