@@ -10,8 +10,8 @@ Glossary (units as in :mod:`surrogates.common.channels`; the diagnostics are :mo
     score    a diagnostic's output for the window ending with the latest interval ``[N]``
     w        ``ChargingConfig.diagnostic_weights[kind]``
 
-Per kind in ``ChargingConfig.diagnostics``, interval k adds to the reward (:data:`PENALTIES`,
-the one place the mapping lives)::
+Per kind in ``ChargingConfig.diagnostics``, interval k adds to the reward (the ``penalty`` of the
+kind's plug-in class in :mod:`surrogates.diagnostics`, the one place the mapping lives; :func:`penalty`)::
 
     reward_diag_plating     = -w * p                  p: probability that plating was possible in the window
     reward_diag_ood         = -w * max(0, s - 1)      s: OOD score, >= 1 out of distribution
@@ -41,16 +41,10 @@ the whole window), against ~7 ms for the VecEnv step without diagnostics.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
-PENALTIES: dict[str, Callable[[np.ndarray], np.ndarray]] = {
-    "plating": lambda score: score,                            # probability in [0, 1]
-    "ood": lambda score: np.maximum(score - 1.0, 0.0),         # excess over the calibrated threshold
-    "degradation": lambda score: 1000.0 * np.maximum(score, 0.0),  # A.h -> mA.h lost in the interval
-}
-"""Kind -> penalty (>= 0) of a score; the reward term is ``-weight * penalty``."""
 SCORE_BATCH = 512
 """Windows per forward pass when scoring. Smaller chunks keep the activations in cache: the plating
 transformer at N = 1024 is about 15 % faster in chunks of 512 than in one pass (Xeon, 1 thread),
@@ -78,13 +72,13 @@ def diagnostic_info_keys(kinds: Sequence[str]) -> tuple[str, ...]:
 
 
 def penalty(kind: str, score: np.ndarray) -> np.ndarray:
-    """The penalty (>= 0) of ``score`` ``[N]`` of diagnostic ``kind`` (:data:`PENALTIES`)."""
-    try:
-        fn = PENALTIES[kind]
-    except KeyError:
-        raise ValueError(f"no reward mapping for diagnostic kind {kind!r}; add one to PENALTIES in "
-                         f"envs/diagnostic_terms.py (kinds with one: {', '.join(PENALTIES)})") from None
-    return fn(score)
+    """The penalty (>= 0) of ``score`` ``[N]`` of diagnostic ``kind``: its plug-in's ``penalty``."""
+    from surrogates.diagnostics.kinds import KIND_CLASSES
+
+    if kind not in KIND_CLASSES:
+        raise ValueError(f"no reward mapping for diagnostic kind {kind!r}; a kind is a plug-in class in "
+                         f"surrogates/diagnostics/kinds.py (kinds: {', '.join(KIND_CLASSES)})")
+    return KIND_CLASSES[kind].penalty(score)
 
 
 class DiagnosticTerms:
@@ -116,13 +110,12 @@ class DiagnosticTerms:
         if not self.kinds:
             raise ValueError("DiagnosticTerms needs at least one diagnostic kind in config.diagnostics")
         for kind in self.kinds:
-            if kind not in PENALTIES:
-                penalty(kind, np.zeros(0))  # raises the clear error
+            penalty(kind, np.zeros(0))  # an unknown kind: the clear error, before anything loads
         given = dict(diagnostics or {})
         self.models = {}
         for kind in self.kinds:
             d = given[kind] if kind in given else load_diagnostic(kind, config.chemistry, device=device)
-            if d.kind != kind or d.chemistry != config.chemistry:
+            if (d.kind, d.chemistry) != (kind, config.chemistry):
                 raise ValueError(f"diagnostics[{kind!r}] is a {d.chemistry}-{d.kind} diagnostic, "
                                  f"expected {config.chemistry}-{kind}")
             d.check_dt(config.dt)

@@ -26,7 +26,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
 from surrogates.common.cli import parse_config  # noqa: E402
-from surrogates.diagnostics.train import DiagnosticConfig, train_diagnostic  # noqa: E402
+from surrogates.common.files import atomic_path  # noqa: E402
+from surrogates.training.card import reproduce_section  # noqa: E402
+from surrogates.training.diagnostics import DiagnosticConfig, train_diagnostic  # noqa: E402
 
 
 def _extra(parser):
@@ -44,14 +46,12 @@ def _fmt(v) -> str:
 
 def reproduce_args(config: dict) -> list[str]:
     """The flags that rebuild ``config`` (a resolved DiagnosticConfig as a dict): kind, chemistry, data and
-    every field that differs from its default."""
-    from dataclasses import asdict
-
-    defaults = json.loads(json.dumps(asdict(DiagnosticConfig())))
+    every field that differs from its default (settings this version no longer has are left out)."""
+    defaults = DiagnosticConfig().to_dict()
     data = config["data"] or DiagnosticConfig(kind=config["kind"], chemistry=config["chemistry"]).data_dir()
     args = ["--kind", config["kind"], "--chemistry", config["chemistry"], "--data", data]
     for key, value in config.items():
-        if key in ("kind", "chemistry", "data", "progress", "resume") or value == defaults.get(key):
+        if key in ("kind", "chemistry", "data", "progress", "resume") or key not in defaults or value == defaults[key]:
             continue
         text = json.dumps(value) if isinstance(value, (list, dict)) else str(value).lower() if isinstance(value, bool) else str(value)
         args += ["--" + key.replace("_", "-"), f"'{text}'" if isinstance(value, (list, dict)) or text == "" else text]
@@ -60,36 +60,16 @@ def reproduce_args(config: dict) -> list[str]:
 
 def write_card(path: Path, meta: dict, threshold: float, threshold_info: dict, model_config: dict | None = None) -> None:
     """A small markdown card beside a shipped diagnostic: data, config, metrics, how to reproduce."""
-    d, m = meta["data"], meta["metrics"]
-    if meta["kind"] == "plating":
-        cols = ["windows", "window_positive_fraction", "window_auroc", "window_f1", "sequences",
-                "sequence_positive_fraction", "episode_auroc", "episode_f1"]
-        what = ("Masked-autoencoder-pretrained patch transformer over windows of (current, voltage, temperature): "
-                "probability that lithium plating was possible (plating margin < 0 V) in the window. "
-                f"Decision threshold {threshold:.3f} ({threshold_info['rule']}). Episode level: max of window "
-                "probabilities per sequence against 'any plating in the sequence'.")
-    elif meta["kind"] == "degradation":
-        cols = ["sequences", "charge_r2", "charge_mape_percent", "charge_mae_mah", "charge_mean_loss_mah",
-                "charge_max_loss_mah", "interval_r2"]
-        what = ("Causal dilated CNN over windows of (current, voltage, temperature): capacity lost [A.h] in the "
-                "window's last interval, to SEI growth and lithium plating as PyBaMM's degradation submodels "
-                f"compute it ({d.get('model')}; degradation parameters from {d.get('degradation_parameter_set')}). "
-                "Charge level: the per-interval estimates summed over each charge (windows before the charge "
-                "filled with the cell at rest), against the DFN's `capacity_lost` at the end of the charge.")
-    else:
-        cols = ["windows", "sequences", "flagged_fraction", "window_flagged_fraction", "median_sequence_score", "auroc_vs_test"]
-        what = ("Conditional window autoencoder: a 4-number code of the window's first intervals of (current, voltage, "
-                "temperature) plus the applied current -> the window's voltage and temperature; score = reconstruction error / threshold "
-                f"(>= 1: out of distribution). Threshold {threshold:.5g}: {threshold_info['rule']}. A sequence is flagged "
-                "when its max window score is >= 1: on `test` (in distribution) that is the false-positive rate, "
-                "on `holdout` (unseen protocol family) and `ood:*` (another chemistry) the detection rate.")
+    from surrogates.diagnostics import diagnostic_kind
+
+    plugin = diagnostic_kind(meta["kind"])
+    d, m, cols = meta["data"], meta["metrics"], plugin.columns
     rows = [f"| {name} | " + " | ".join(_fmt(v.get(c, "")) for c in cols) + " |" for name, v in m.items()]
-    gen_args = (f"--config experiments/configs/degradation_data.yml --num-sequences {d['sequences']} --seed {d['dataset_seed']}"
-                if meta["kind"] == "degradation" else
-                f"--chemistry {meta['chemistry']} --num-sequences {d['sequences']} --seed {d['dataset_seed']}")
+    gen_args = (plugin.dataset_flags.format(chemistry=meta["chemistry"])
+                + f" --num-sequences {d['sequences']} --seed {d['dataset_seed']}")
     text = f"""# {meta['chemistry']}-{meta['kind']} diagnostic, version {meta.get('version')}
 
-{what}
+{plugin.describe(threshold, threshold_info, meta)}
 
 {meta['parameters'] / 1e3:.1f}k parameters, window {meta['window']} intervals of dt = {meta['dt']} s; model `{json.dumps(model_config or {})}`.
 Trained {meta['train_minutes']:.1f} min ({meta['epochs_run']} epochs; {meta['machine']}), git {meta['git_revision']}.
@@ -102,20 +82,9 @@ Data: `{d['path']}` fingerprint `{d['fingerprint']}`: {d['sequences']} sequences
 |---|{'---|' * len(cols)}
 {chr(10).join(rows)}
 
-Reproduce:
-
-```bash
-python experiments/generate_data.py {gen_args} --out {d['path']}
-python experiments/train_diagnostics.py {' '.join(reproduce_args(meta['config']))}
-python experiments/validate_diagnostics.py --chemistry {meta['chemistry']}
-```
-
-Config:
-
-```json
-{json.dumps(meta['config'], indent=2)}
-```
-"""
+""" + reproduce_section([f"python experiments/generate_data.py {gen_args} --out {d['path']}",
+                           f"python experiments/train_diagnostics.py {' '.join(reproduce_args(meta['config']))}",
+                           f"python experiments/validate_diagnostics.py --chemistry {meta['chemistry']}"], meta["config"])
     path.write_text(text)
 
 
@@ -127,10 +96,8 @@ def ship(run_dir: Path, chemistry: str, kind: str) -> Path:
 
     src = VersionRegistry(run_dir).path()
     dest = checkpoint_path(chemistry, kind)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(dest.name + ".tmp")
-    shutil.copyfile(src, tmp)
-    tmp.replace(dest)
+    with atomic_path(dest) as tmp:
+        shutil.copyfile(src, tmp)
     blob = torch.load(dest, map_location="cpu", weights_only=False)
     write_card(dest.with_suffix(".md"), blob["meta"], blob["threshold"], blob["threshold_info"], blob["model_config"])
     print(f"shipped {src} -> {dest} ({dest.stat().st_size / 1e3:.0f} kB) and its card")

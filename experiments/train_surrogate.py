@@ -1,17 +1,18 @@
 """Train a neural surrogate of the DFN on a generated dataset, and optionally ship it.
 
     python experiments/train_surrogate.py --arch mamba --chemistry nmc --data data/nmc
-    python experiments/train_surrogate.py --arch jepa --config experiments/surrogates/jepa.yml
+    python experiments/train_surrogate.py --arch jepa --config my_settings.yml     # any field, as YAML
     torchrun --nproc_per_node 4 experiments/train_surrogate.py --arch transformer   # several GPUs
 
 Writes runs/surrogates/<chemistry>-<arch>/ (best.pt, last.pt, config.json, history.json,
-TensorBoard events under tb/); rerunning the same command resumes. ``--ship`` copies the
+TensorBoard events under tb/); rerunning the same command resumes. The loop is
+:mod:`surrogates.training.loop` (shared with the diagnostics); under ``torchrun`` it trains with
+DistributedDataParallel. ``--ship`` copies the
 best checkpoint to surrogates/models/checkpoints/<chemistry>-<arch>.pt with a card beside it.
 """
 
 from __future__ import annotations
 
-import json
 import shutil
 import sys
 from pathlib import Path
@@ -19,6 +20,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
 from surrogates.common.cli import parse_config  # noqa: E402
+from surrogates.common.files import atomic_path  # noqa: E402
+from surrogates.training.card import reproduce_section  # noqa: E402
 from surrogates.training.surrogate import TrainConfig, train  # noqa: E402
 
 
@@ -54,19 +57,10 @@ Open-loop errors against the DFN over whole sequences (from initial state and cu
 |---|---|---|---|---|---|
 {chr(10).join(rows)}
 {extra}
-Reproduce:
-
-```bash
-python experiments/generate_data.py --chemistry {meta['chemistry']} --num-sequences {d['sequences']} --seed {d['dataset_seed']} --out {d['path']}
-python experiments/train_surrogate.py {' '.join(argv)}
-```
-
-Config:
-
-```json
-{json.dumps(meta['config'], indent=2)}
-```
-"""
+""" + reproduce_section([
+        f"python experiments/generate_data.py --chemistry {meta['chemistry']} --num-sequences {d['sequences']} "
+        f"--seed {d['dataset_seed']} --out {d['path']}",
+        f"python experiments/train_surrogate.py {' '.join(argv)}"], meta["config"])
     path.write_text(text)
 
 
@@ -83,8 +77,8 @@ def main(argv=None) -> dict:
         from surrogates.models.surrogate import checkpoint_path
 
         dest = checkpoint_path(config.chemistry, config.arch)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(summary["best"], dest)
+        with atomic_path(dest) as tmp:
+            shutil.copyfile(summary["best"], tmp)
         write_card(dest.with_suffix(".md"), summary["meta"], [a for a in argv if a != "--ship"])
         print(f"shipped {dest} ({dest.stat().st_size / 1e6:.1f} MB) and its card")
     return summary

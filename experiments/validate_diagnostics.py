@@ -17,7 +17,8 @@ held-out sequences); make the full sets with::
 The degradation estimator is validated on the held-out charges of its own dataset
 (``data/<chemistry>-degradation``, made with ``--config experiments/configs/degradation_data.yml``)
 or, without it, on those shipped in ``surrogates/validation/<chemistry>-degradation.npz``
-(written by ``--export``).
+(written by ``--export``). Windows are scored as the env serves them: ending at every
+(``--stride``-th) interval, the first ones padded with the cell at rest before the sequence.
 
 Prints tables and writes ``<out>/diagnostics-<chemistry>.md`` and ``.json``, including the
 wall time of one ``score`` call on ``--speed-batch`` windows (an env step of that many cells).
@@ -29,110 +30,121 @@ import argparse
 import json
 import sys
 import time
+from functools import lru_cache
 from pathlib import Path
-from types import SimpleNamespace
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
 import numpy as np  # noqa: E402
 
-KINDS = ("plating", "ood", "degradation")
-
 
 def parse_args(argv=None):
+    from surrogates.diagnostics import KINDS
+
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--chemistry", default="nmc", help="chemistry of the diagnostics")
     p.add_argument("--kind", nargs="+", default=list(KINDS), help="diagnostics to validate")
     p.add_argument("--path", default=None, help="a checkpoint or run folder instead of the shipped checkpoint (one kind)")
-    p.add_argument("--data", default=None, help="dataset folder (default data/<chemistry>)")
+    p.add_argument("--data", default=None, help="dataset folder (default: the diagnostic's training data, "
+                   "data/<chemistry> or data/<chemistry>-degradation)")
     p.add_argument("--ood-data", nargs="*", default=None, help="other-chemistry dataset folders for the OOD detector "
                    "(default data/lfp for nmc, data/nmc for lfp)")
     p.add_argument("--stride", type=int, default=1, help="stride between scored windows [intervals]")
     p.add_argument("--speed-batch", type=int, default=1024, help="windows per timed score() call")
     p.add_argument("--out", default="runs/validation", help="report folder")
     p.add_argument("--threads", type=int, default=1, help="torch threads (0: all cores)")
-    p.add_argument("--export", action="store_true", help="degradation: write the held-out charges of the dataset to "
-                   "surrogates/validation/<chemistry>-degradation.npz (the shipped set)")
+    p.add_argument("--export", action="store_true", help="write the held-out test sequences of the diagnostic's "
+                   "dataset to surrogates/validation/<chemistry>[-degradation].npz (the degradation estimator's shipped set)")
     return p.parse_args(argv)
 
 
-def _rows(obj, rows) -> SimpleNamespace:
-    return SimpleNamespace(arrays={k: v[rows] for k, v in obj.arrays.items()}, lengths=np.asarray(obj.lengths)[rows])
+@lru_cache(maxsize=None)
+def _rest_tables(chemistry: str) -> dict:
+    """The cell's rest tables (what the env pads histories with), for sequences stored without them (PyBaMM, once)."""
+    from surrogates.physics.rest_tables import rest_tables
+
+    return rest_tables(chemistry)
 
 
-def diagnostic_split(path: Path, chemistry: str, meta: dict):
-    """The dataset in ``path`` and the split the diagnostic was trained with (its checkpoint's config)."""
+def _dataset(arrays: dict, lengths, soc0, ambient, families, chemistry: str, dt: float):
+    """Held-out sequences as a :class:`~surrogates.data.dataset.Dataset` (what the diagnostics' windows read)."""
+    from surrogates.data.dataset import Dataset
+
+    n = len(lengths)
+    return Dataset(arrays=dict(arrays), lengths=np.asarray(lengths), families=np.asarray(families),
+                   initial={"soc": np.asarray(soc0), "ambient_temperature": np.asarray(ambient)},
+                   terminations=np.full(n, ""), specs=np.full(n, "{}"), indices=np.arange(n),
+                   meta={"chemistry": chemistry, "dt": float(dt), "tables": _rest_tables(chemistry)})
+
+
+def shipped_set(path: Path, chemistry: str | None = None, whole: bool = False) -> dict:
+    """``{split: Dataset}`` of a shipped validation set: an ``.h5`` (:class:`~surrogates.validation.heldout.ValidationSet`,
+    splits test and holdout) or an ``.npz`` written by ``--export`` (its test split); ``whole``: ``{"all": every sequence}``."""
+    from surrogates.validation.heldout import ValidationSet
+
+    if path.suffix == ".npz":
+        z = np.load(path)
+        m = json.loads(str(z["meta"]))
+        arrays = {k.split("/", 1)[1]: z[k] for k in z.files if k.startswith("arrays/")}
+        return {m["split"]: _dataset(arrays, z["lengths"], z["soc0"], z["ambient"], z["families"], m["chemistry"], m["dt"])}
+    vs = ValidationSet(path, chemistry=chemistry)
+    groups = {"all": np.ones(len(vs), bool)} if whole else {split: vs.splits == split for split in dict.fromkeys(vs.splits)}
+    return {name: _dataset({k: v[rows] for k, v in vs.arrays.items()}, vs.lengths[rows], vs.soc0[rows], vs.ambient[rows],
+                           vs.families[rows], vs.meta["chemistry"], vs.meta["dt"]) for name, rows in groups.items()}
+
+
+def held_out_sets(chemistry: str, data: str | None, diag, export: bool = False) -> tuple[dict, str]:
+    """``{"test", "holdout"?}`` of the diagnostic's split, from its dataset folder or the shipped validation set
+    (``export`` writes the test split of the folder as the shipped ``.npz``)."""
     from surrogates.data.dataset import open_dataset
-    from surrogates.diagnostics.train import DiagnosticConfig, load_split
+    from surrogates.training.config import TrainingConfig, load_split
+    from surrogates.validation.heldout import VALIDATION_DIR
 
-    ds = open_dataset(path, dt=meta.get("dt"), chemistry=chemistry)
-    splits, _ = load_split(DiagnosticConfig(**meta.get("config", {})), ds)
-    return ds, splits
-
-
-def held_out_sets(chemistry: str, data: str | None, meta: dict) -> tuple[dict, str]:
-    """``{"val"?, "test", "holdout"}`` of the diagnostic's split, from the dataset folder or the shipped validation set."""
-    from surrogates.data.dataset import open_dataset
-    from surrogates.validation.heldout import VALIDATION_DIR, ValidationSet
-
-    path = Path(data or f"data/{chemistry}")
+    meta = diag.meta
+    path = Path(data or meta.get("data", {}).get("path") or f"data/{chemistry}{diag.plugin.data_suffix}")
     if (path / "dataset.json").exists():
-        ds, splits = diagnostic_split(path, chemistry, meta)
+        ds = open_dataset(path, dt=meta.get("dt"), chemistry=chemistry)
+        splits, _ = load_split(TrainingConfig.from_dict(meta.get("config", {})), ds)
+        if export:
+            _export(splits["test"], ds, path, VALIDATION_DIR / f"{chemistry}{diag.plugin.data_suffix}.npz",
+                    f"python experiments/generate_data.py {diag.plugin.dataset_flags.format(chemistry=chemistry)} "
+                    f"--out {path} && python experiments/validate_diagnostics.py --kind {diag.kind} --export")
         fp = meta.get("data", {}).get("fingerprint")
         note = f"`{path}` (fingerprint {ds.fingerprint()}"
         note += ", the diagnostic's training data)" if fp == ds.fingerprint() else f"; the diagnostic was trained on {fp}: numbers are not comparable)"
-        return splits, note
-    vs = ValidationSet(VALIDATION_DIR / f"{chemistry}.h5", chemistry=chemistry)
-    print(f"{path} not found: using the shipped validation subset {VALIDATION_DIR / f'{chemistry}.h5'} "
-          f"({len(vs)} sequences). For the full held-out sets generate the data: "
-          f"python experiments/generate_data.py --chemistry {chemistry} --out {path}")
-    sets = {s: _rows(vs, np.flatnonzero(vs.splits == s)) for s in ("test", "holdout")}
-    return sets, f"shipped validation subset `surrogates/validation/{chemistry}.h5` ({path} not found)"
+        return {k: v for k, v in splits.items() if k in ("test", "holdout")}, note
+    shipped = next((q for q in (VALIDATION_DIR / f"{chemistry}{diag.plugin.data_suffix}{ext}" for ext in (".h5", ".npz"))
+                    if q.exists()), None)
+    if shipped is None:
+        raise SystemExit(f"no dataset at {path} and no shipped validation set for it in {VALIDATION_DIR}; make the data "
+                         f"with `python experiments/generate_data.py "
+                         f"{diag.plugin.dataset_flags.format(chemistry=chemistry)} --out {path}`")
+    sets = shipped_set(shipped, chemistry)
+    print(f"{path} not found: using the shipped validation set {shipped} "
+          f"({sum(len(v) for v in sets.values())} sequences). For the full held-out sets generate the data: "
+          f"python experiments/generate_data.py {diag.plugin.dataset_flags.format(chemistry=chemistry)} --out {path}")
+    return sets, f"shipped validation set `{shipped.relative_to(VALIDATION_DIR.parents[1])}` ({path} not found)"
 
 
-def degradation_sets(chemistry: str, data: str | None, meta: dict, export: bool = False) -> tuple[dict, str]:
-    """``{"test"}``: the held-out charges of the degradation estimator's split, from its dataset folder or
-    the shipped set (``export`` writes the shipped set from the folder)."""
-    from surrogates.data.dataset import Dataset
-    from surrogates.validation.heldout import VALIDATION_DIR
+def _export(test, ds, source: Path, shipped: Path, regenerate: str) -> None:
+    """Write held-out sequences ``test`` of dataset ``ds`` (folder ``source``) as the shipped ``.npz`` set (the channels the diagnostics read)."""
+    from surrogates.diagnostics.windows import BMS_CHANNELS, DEGRADATION_CHANNEL, LABEL_CHANNEL
 
-    path = Path(data or meta.get("data", {}).get("path") or f"data/{chemistry}-degradation")
-    shipped = VALIDATION_DIR / f"{chemistry}-degradation.npz"
-    if (path / "dataset.json").exists():
-        ds, splits = diagnostic_split(path, chemistry, meta)
-        test = splits["test"]
-        if export:
-            L = int(test.lengths.max())
-            np.savez_compressed(shipped, **{f"arrays/{k}": v[:, :L] for k, v in test.arrays.items()
-                                            if k in ("current", "voltage", "temperature", "capacity_lost")},
-                                lengths=test.lengths, soc0=test.initial["soc"], ambient=test.initial["ambient_temperature"],
-                                families=test.families.astype(str), meta=json.dumps(
-                                    {"chemistry": chemistry, "dt": ds.dt, "source": str(path), "fingerprint": ds.fingerprint(),
-                                     "split": "test", "model": ds.meta.get("model"), "seed": ds.meta.get("seed"),
-                                     "regenerate": "python experiments/generate_data.py --config "
-                                     "experiments/configs/degradation_data.yml --out data/nmc-degradation && python "
-                                     "experiments/validate_diagnostics.py --kind degradation --export"}))
-            print(f"wrote {shipped} ({shipped.stat().st_size / 1e3:.0f} kB, {len(test)} charges)")
-        return {"test": test}, f"`{path}` (fingerprint {ds.fingerprint()}), the test split of the estimator's training data"
-    if not shipped.exists():
-        raise SystemExit(f"no degradation dataset at {path} and no shipped set {shipped}; make the data with "
-                         "`python experiments/generate_data.py --config experiments/configs/degradation_data.yml "
-                         f"--out {path}`")
-    z = np.load(shipped)
-    meta_set = json.loads(str(z["meta"]))
-    n = len(z["lengths"])
-    test = Dataset(arrays={k.split("/", 1)[1]: z[k] for k in z.files if k.startswith("arrays/")}, lengths=z["lengths"],
-                   initial={"soc": z["soc0"], "ambient_temperature": z["ambient"]}, families=z["families"],
-                   terminations=np.full(n, ""), specs=np.full(n, "{}"), indices=np.arange(n),
-                   meta={"chemistry": meta_set["chemistry"], "dt": meta_set["dt"]})
-    print(f"{path} not found: using the shipped held-out charges {shipped} ({n} charges)")
-    return {"test": test}, f"shipped held-out charges `{shipped}` (from {meta_set['source']})"
+    L = int(test.lengths.max())
+    np.savez_compressed(shipped, **{f"arrays/{k}": v[:, :L] for k, v in test.arrays.items()
+                                    if k in (*BMS_CHANNELS, LABEL_CHANNEL, DEGRADATION_CHANNEL)},
+                        lengths=test.lengths, soc0=test.initial["soc"], ambient=test.initial["ambient_temperature"],
+                        families=test.families.astype(str), meta=json.dumps(
+                            {"chemistry": ds.meta["chemistry"], "dt": ds.dt, "source": str(source),
+                             "fingerprint": ds.fingerprint(), "split": "test", "model": ds.meta.get("model"),
+                             "seed": ds.meta.get("seed"), "regenerate": regenerate}))
+    print(f"wrote {shipped} ({shipped.stat().st_size / 1e3:.0f} kB, {len(test)} sequences)")
 
 
 def other_chemistry_sets(chemistry: str, folders: list[str] | None, dt: float) -> dict:
     """Whole datasets of other chemistries (all their sequences), or their shipped validation sets."""
     from surrogates.data.dataset import open_dataset
-    from surrogates.validation.heldout import VALIDATION_DIR, ValidationSet
+    from surrogates.validation.heldout import VALIDATION_DIR
 
     if folders is None:
         folders = [f"data/{c}" for c in ("nmc", "lfp") if c != chemistry]
@@ -146,7 +158,7 @@ def other_chemistry_sets(chemistry: str, folders: list[str] | None, dt: float) -
         h5 = VALIDATION_DIR / f"{p.name}.h5"
         if h5.exists():
             print(f"{p} not found: using the shipped validation set {h5} for the OOD test")
-            out[f"{p.name} (shipped validation set)"] = ValidationSet(h5)
+            out[f"{p.name} (shipped validation set)"] = shipped_set(h5, whole=True)["all"]
         else:
             print(f"{p} not found and no shipped validation set for it: skipped")
     return out
@@ -179,10 +191,12 @@ def stream_speed(diag, batch: int, repeats: int = 50) -> float:
     return float(np.median(times))
 
 
-def _table(results: dict, cols: list[str]) -> str:
-    head = "| set | " + " | ".join(cols) + " |\n|---|" + "---|" * len(cols) + "\n"
+def _table(results: dict, cols: tuple[str, ...]) -> str:
+    from surrogates.common.tables import markdown_table
+
     fmt = lambda v: "" if v is None else (f"{v:.4f}" if isinstance(v, float) else str(v))  # noqa: E731
-    return head + "\n".join(f"| {name} | " + " | ".join(fmt(m.get(c)) for c in cols) + " |" for name, m in results.items())
+    return markdown_table(list(results.items()), [("set", lambda r: r[0])]
+                          + [(c, lambda r, c=c: fmt(r[1].get(c))) for c in cols])
 
 
 def main(argv=None) -> dict:
@@ -191,7 +205,7 @@ def main(argv=None) -> dict:
     import torch
 
     from surrogates.diagnostics import load_diagnostic
-    from surrogates.diagnostics.evaluate import evaluate, public, separation
+    from surrogates.diagnostics.evaluate import evaluate_sets
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -204,45 +218,22 @@ def main(argv=None) -> dict:
     for kind in args.kind:
         # -- model and data
         diag = load_diagnostic(kind, args.chemistry, path=args.path)
-        if kind == "degradation":
-            sets, note = degradation_sets(args.chemistry, args.data, diag.meta, args.export)
-        else:
-            sets, note = held_out_sets(args.chemistry, args.data, diag.meta)
-        agg = diag.meta.get("config", {}).get("aggregate", "max")
+        sets, note = held_out_sets(args.chemistry, args.data, diag, args.export)
+        if diag.plugin.judged_on_other_chemistries:
+            sets.update({f"ood: {name}": other for name, other in
+                         other_chemistry_sets(args.chemistry, args.ood_data, diag.dt).items()})
         # -- metrics
-        res = {name: evaluate(diag, sets[name], args.stride, agg) for name in ("test", "holdout") if name in sets}
-        if kind == "ood":
-            for name, other in other_chemistry_sets(args.chemistry, args.ood_data, diag.dt).items():
-                res[f"ood: {name}"] = evaluate(diag, other, args.stride, agg)
-            for name in res:
-                if name != "test" and res[name]["sequences"]:
-                    res[name]["auroc_vs_test"] = separation(res[name], res["test"])
-        res = {k: public(v) for k, v in res.items()}
+        res = evaluate_sets(diag, sets, args.stride, diag.meta.get("config", {}).get("aggregate", "max"))
         sec = speed(diag, args.speed_batch)
         stream_sec = stream_speed(diag, args.speed_batch) if diag.streams else None
         report[kind] = {"checkpoint": diag.source, "version": diag.version, "threshold": diag.threshold,
                         "data": note, "metrics": res, f"score_seconds_batch_{args.speed_batch}": sec,
                         f"stream_step_seconds_batch_{args.speed_batch}": stream_sec}
         # -- print
-        if kind == "plating":
-            cols = ["windows", "window_positive_fraction", "window_auroc", "window_f1", "window_precision", "window_recall",
-                    "sequences", "episode_auroc", "episode_f1"]
-            title = (f"## Plating detector ({diag.source}, {diag.version})\n\nWindow: plating margin < 0 V somewhere in "
-                     f"{diag.window} intervals; decision threshold {diag.threshold:.3f}. Episode: max window probability per "
-                     "sequence vs any plating in it.")
-        elif kind == "degradation":
-            cols = ["sequences", "charge_r2", "charge_mape_percent", "charge_mae_mah", "charge_mean_loss_mah",
-                    "charge_max_loss_mah", "interval_r2"]
-            title = (f"## Degradation estimator ({diag.source}, {diag.version})\n\nCapacity lost per charge [mA.h]: the "
-                     f"estimator's per-interval losses summed over the charge, against the DFN's (SEI + lithium plating, "
-                     f"{diag.meta.get('data', {}).get('degradation_parameter_set')} parameters).")
-        else:
-            cols = ["sequences", "flagged_fraction", "window_flagged_fraction", "median_sequence_score", "auroc_vs_test"]
-            title = (f"## OOD detector ({diag.source}, {diag.version})\n\nA sequence is flagged when its max window score is "
-                     f">= 1 (threshold {diag.threshold:.4g}: {diag.threshold_info.get('rule', '')}). `test` flagged = false-"
-                     "positive rate; the others = detection rate.")
-        text = (f"{title}\n\nData: {note}.\n\n{_table(res, cols)}\n\nOne `score` call on {args.speed_batch} windows: "
-                f"{sec * 1e3:.2f} ms ({torch.get_num_threads()} torch thread(s))"
+        title = (f"## {args.chemistry}-{kind} diagnostic ({diag.source}, {diag.version})\n\n"
+                 + diag.plugin.describe(diag.threshold, diag.threshold_info, diag.meta))
+        text = (f"{title}\n\nData: {note}.\n\n{_table(res, diag.plugin.columns)}\n\nOne `score` call on "
+                f"{args.speed_batch} windows: {sec * 1e3:.2f} ms ({torch.get_num_threads()} torch thread(s))"
                 + (f"; one `stream_step` of {args.speed_batch} cells (what the env pays per interval): "
                    f"{stream_sec * 1e3:.2f} ms" if stream_sec is not None else "") + ".\n")
         print(text)

@@ -19,21 +19,25 @@ last W intervals of N cells in one call. Kinds:
 * ``degradation``: capacity lost [A.h] (lithium inventory, to SEI growth and lithium plating, as
   the DFN's degradation submodels compute it) in the window's *last* interval. The loss of a
   whole charge is :meth:`Diagnostic.charge_capacity_lost`. It has no threshold and no ``flag``.
+
+What differs between kinds lives in their plug-in classes (:mod:`surrogates.diagnostics.kinds`);
+a :class:`Diagnostic` holds one as ``plugin``.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from surrogates.diagnostics.models import DIAGNOSTIC_MODELS
-from surrogates.diagnostics.windows import Normalizer, check_inputs
+from surrogates.common.files import atomic_torch_save
+from surrogates.diagnostics.kinds import KIND_CLASSES, diagnostic_kind, kind_of
+from surrogates.diagnostics.registry import VersionRegistry
+from surrogates.diagnostics.windows import Normalizer, check_inputs, rest_padded_windows
 
-KINDS: tuple[str, ...] = ("plating", "ood", "degradation")
-"""Diagnostic kinds."""
+KINDS: tuple[str, ...] = tuple(KIND_CLASSES)
+"""Diagnostic kinds (names of :data:`surrogates.diagnostics.kinds.KIND_CLASSES`)."""
 CHECKPOINT_DIR = Path(__file__).resolve().parent / "checkpoints"
 """Shipped diagnostics: ``{chemistry}-{kind}.pt`` with a card ``{chemistry}-{kind}.md``."""
 CHECKPOINT_FORMAT = 1
@@ -49,12 +53,13 @@ def checkpoint_path(chemistry: str, kind: str) -> Path:
 
 def make_blob(model: torch.nn.Module, normalizer: Normalizer, chemistry: str, dt: float, threshold: float,
               meta: dict, threshold_info: dict | None = None) -> dict:
-    """Everything inference needs, as a dict ``torch.save`` writes (see :func:`save_diagnostic`)."""
+    """Everything inference needs, as a dict ``torch.save`` writes (see :func:`save_diagnostic`): the
+    network's weights and config, the normaliser, the threshold and provenance; nothing only training uses."""
     from dataclasses import asdict
 
     return {
         "format": CHECKPOINT_FORMAT,
-        "kind": model.kind,
+        "kind": kind_of(model).name,
         "chemistry": chemistry,
         "dt": float(dt),
         "window": int(model.cfg.window),
@@ -69,21 +74,18 @@ def make_blob(model: torch.nn.Module, normalizer: Normalizer, chemistry: str, dt
 
 def save_diagnostic(path: str | Path, blob: dict) -> Path:
     """Write a checkpoint blob atomically (temporary file, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
-    torch.save(blob, tmp)
-    os.replace(tmp, path)
-    return path
+    atomic_torch_save(blob, path)
+    return Path(path)
 
 
 class Diagnostic:
     """A trained diagnostic (model + normaliser + threshold + provenance) for one chemistry and ``dt``."""
 
     def __init__(self, blob: dict, device: str | torch.device = "cpu", source: str = ""):
-        cfg_cls, model_cls = DIAGNOSTIC_MODELS[blob["kind"]]
-        self.model = model_cls(cfg_cls(**blob["model_config"]))
-        self.model.load_state_dict(blob["state_dict"])
+        self.plugin = diagnostic_kind(blob["kind"])
+        """The kind's plug-in (:class:`~surrogates.diagnostics.kind.DiagnosticKind`): scoring, threshold, metrics."""
+        self.model = self.plugin.model_class(self.plugin.config_class(**blob["model_config"]))
+        self.model.load_state_dict(blob["state_dict"], strict=True)
         self.device = torch.device(device)
         self.model.to(self.device).eval()
         self.kind: str = blob["kind"]
@@ -116,18 +118,12 @@ class Diagnostic:
         out = np.empty(len(z), dtype=np.float64)
         for i in range(0, len(z), batch_size):
             xb = torch.from_numpy(z[i:i + batch_size]).to(self.device)
-            if self.kind == "plating":
-                out[i:i + batch_size] = torch.sigmoid(self.model(xb)).double().cpu().numpy()
-            elif self.kind == "degradation":
-                out[i:i + batch_size] = self.model.capacity_lost(xb).double().cpu().numpy()
-            else:
-                out[i:i + batch_size] = self.model.errors(xb).double().cpu().numpy()
+            out[i:i + batch_size] = self.plugin.raw(self.model, self.plugin.forward(self.model, xb)).double().cpu().numpy()
         return out
 
     def score_windows(self, windows: np.ndarray, batch_size: int = 8192) -> np.ndarray:
         """As :meth:`score` for windows ``[B, W, 3]`` (I, V, T) already stacked and checked."""
-        raw = self.raw_scores(windows, batch_size)
-        return raw / self.threshold if self.kind == "ood" else raw
+        return self.plugin.score(self.raw_scores(windows, batch_size), self.threshold)
 
     def score(self, current, voltage, temperature) -> np.ndarray:
         """Score the last ``window`` intervals of ``B`` histories.
@@ -143,15 +139,15 @@ class Diagnostic:
         Raises:
             ValueError: histories shorter than ``window``, mismatched shapes, NaN or inf.
         """
-        return self.score_windows(check_inputs(current, voltage, temperature, self.window, self.dt))
+        # float32 windows, as training and the env's history hold them: one arithmetic, the same scores
+        return self.score_windows(check_inputs(current, voltage, temperature, self.window, self.dt).astype(np.float32))
 
     def flag(self, current, voltage, temperature) -> np.ndarray:
-        """``[B]`` bool: plating predicted (probability >= threshold) / window out of distribution (score >= 1)."""
-        if self.kind == "degradation":
-            raise ValueError("the degradation estimator predicts an amount (A.h), it has no flag; use score()")
-        s = self.score(current, voltage, temperature)
-        return s >= (self.threshold if self.kind == "plating" else 1.0)
-
+        """``[B]`` bool: plating predicted (probability >= threshold) / window out of distribution (score >= 1).
+        A diagnostic that predicts an amount (degradation) has no flag: ``ValueError``."""
+        if not self.plugin.has_threshold:
+            raise ValueError(f"the {self.kind} diagnostic predicts an amount, it has no flag; use score()")
+        return self.plugin.flag(self.score(current, voltage, temperature), self.threshold)
 
     # -- streaming (degradation): O(1) per interval for N cells stepped together, as in the env
     @property
@@ -197,10 +193,9 @@ class Diagnostic:
             rest_voltage: ``[B]`` open-circuit voltage [V] before the charge (OCV at its initial SOC).
             ambient_temperature: ``[B]`` [K], the cell's temperature before the charge.
         """
-        from surrogates.diagnostics.windows import rest_padded_windows
-
-        if self.kind != "degradation":
-            raise ValueError(f"charge_capacity_lost needs a degradation diagnostic, this is {self.kind}")
+        if not self.plugin.sums_over_charge:
+            raise ValueError(f"charge_capacity_lost needs a diagnostic whose scores add up over a charge (degradation), "
+                             f"this is {self.kind}")
         arrs = [np.atleast_2d(np.asarray(a, dtype=np.float64)) for a in (current, voltage, temperature)]
         if len({a.shape for a in arrs}) != 1:
             raise ValueError(f"current, voltage and temperature must have the same shape, got {[a.shape for a in arrs]}")
@@ -225,10 +220,8 @@ def load_diagnostic(kind: str, chemistry: str = "nmc", path: str | Path | None =
     (:class:`DiagnosticCheckpointError`) a checkpoint of another kind or chemistry.
     """
     from surrogates.physics.chemistry import get_chemistry
-    from surrogates.diagnostics.registry import VersionRegistry
 
-    if kind not in KINDS:
-        raise ValueError(f"unknown diagnostic kind {kind!r}; valid kinds are: {', '.join(KINDS)}")
+    plugin = diagnostic_kind(kind)  # refuses an unknown kind
     get_chemistry(chemistry)
     p = Path(path) if path is not None else checkpoint_path(chemistry, kind)
     if p.is_dir():
@@ -239,7 +232,8 @@ def load_diagnostic(kind: str, chemistry: str = "nmc", path: str | Path | None =
         shipped = sorted(q.stem for q in CHECKPOINT_DIR.glob("*.pt")) if CHECKPOINT_DIR.exists() else []
         raise FileNotFoundError(
             f"no diagnostic checkpoint at {p}; shipped diagnostics: {', '.join(shipped) or 'none'}. Train one with "
-            f"`python experiments/train_diagnostics.py --kind {kind} --chemistry {chemistry} --data data/{chemistry} --ship`"
+            f"`python experiments/train_diagnostics.py --kind {kind} --chemistry {chemistry} "
+            f"--data data/{chemistry}{plugin.data_suffix} --ship`"
         )
     blob = torch.load(p, map_location="cpu", weights_only=False)
     if not isinstance(blob, dict) or blob.get("format") != CHECKPOINT_FORMAT or "kind" not in blob:

@@ -96,8 +96,6 @@ class PatchEncoder(nn.Module):
 class PlatingDetector(nn.Module):
     """Window ``(B, W, 3)`` -> logit ``(B,)`` of "plating possible in the window"."""
 
-    kind = "plating"
-
     def __init__(self, cfg: PatchConfig):
         super().__init__()
         self.cfg = cfg
@@ -189,8 +187,6 @@ class WindowAutoencoder(nn.Module):
     so a merely unusual current pattern with a DFN-like response is *not* flagged.
     """
 
-    kind = "ood"
-
     def __init__(self, cfg: AEConfig):
         super().__init__()
         self.cfg = cfg
@@ -263,8 +259,6 @@ class DegradationCNN(nn.Module):
     loss, and the env can score each new interval as it comes.
     """
 
-    kind = "degradation"
-
     def __init__(self, cfg: CNNConfig):
         super().__init__()
         self.cfg = cfg
@@ -321,10 +315,3 @@ class DegradationCNN(nn.Module):
         state["t"] = t + 1
         return self.head(F.silu(h)).squeeze(-1) * self.scale
 
-
-DIAGNOSTIC_MODELS: dict[str, tuple[type, type]] = {
-    "plating": (PatchConfig, PlatingDetector),
-    "ood": (AEConfig, WindowAutoencoder),
-    "degradation": (CNNConfig, DegradationCNN),
-}
-"""kind -> (config dataclass, model class)."""

@@ -21,13 +21,9 @@ import re
 import shutil
 from pathlib import Path
 
+from surrogates.common.files import atomic_torch_save, atomic_write_text
+
 _VERSION = re.compile(r"^v(\d{3,})$")
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 class VersionRegistry:
@@ -82,9 +78,8 @@ class VersionRegistry:
         return f"v{n:03d}"
 
     def publish(self, blob: dict, metrics: dict) -> str:
-        """Write ``blob`` as the next version (its ``meta["version"]`` set) and make it current."""
-        from surrogates.diagnostics.diagnostic import save_diagnostic
-
+        """Write ``blob`` (a checkpoint dict, :func:`surrogates.diagnostics.diagnostic.make_blob`) as the next
+        version (its ``meta["version"]`` set) and make it current."""
         version = self.next_version()
         vdir = self.root / "versions" / version
         tmp_dir = self.root / "versions" / f".{version}.tmp-{os.getpid()}"
@@ -93,14 +88,14 @@ class VersionRegistry:
         tmp_dir.mkdir(parents=True)
         blob = dict(blob)
         blob["meta"] = {**blob.get("meta", {}), "version": version}
-        save_diagnostic(tmp_dir / self.CHECKPOINT, blob)
+        atomic_torch_save(blob, tmp_dir / self.CHECKPOINT)
         (tmp_dir / "metrics.json").write_text(json.dumps({"version": version, "threshold": blob["threshold"],
                                                           **metrics}, indent=2))
         os.replace(tmp_dir, vdir)  # the version appears whole or not at all
         state = self._read()
         state["active"] = [*state["active"], version]
         state["current"] = version
-        _atomic_write_text(self._index, json.dumps(state, indent=2))
+        atomic_write_text(self._index, json.dumps(state, indent=2))
         return version
 
     def rollback(self) -> str:
@@ -111,5 +106,5 @@ class VersionRegistry:
         dropped = state["active"].pop()
         state["current"] = state["active"][-1]
         state.setdefault("rolled_back", []).append(dropped)
-        _atomic_write_text(self._index, json.dumps(state, indent=2))
+        atomic_write_text(self._index, json.dumps(state, indent=2))
         return state["current"]

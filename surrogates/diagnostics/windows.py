@@ -9,10 +9,12 @@ Glossary (units as in :mod:`surrogates.common.channels`):
               labelled *plating* when min(eta_min) over its W intervals is < 0 (lithium plating
               thermodynamically possible somewhere in the window)
 
-The degradation estimator's windows end at every interval of a charge, the first ones reaching
-back before it: those intervals are filled with the cell at rest (I = 0, V = OCV(soc0),
-T = ambient), as the env fills its history at reset (:func:`rest_padded_windows`). Its target is
-the ``capacity_lost`` [A.h] of the window's last interval.
+Every diagnostic is trained and tested on windows built the way the env serves them: windows end
+at every (``stride``-th) interval of a sequence, the first ones reaching back before it, and
+those intervals are filled with the cell at rest (I = 0, V = OCV(soc0), T = ambient), as the env
+fills its history at reset (:func:`rest_padded_windows`, :func:`dataset_windows`). A window's
+plating label looks at its measured intervals only; the degradation target is the
+``capacity_lost`` [A.h] of the window's last interval.
 
 A diagnostic sees only (I, V, T): what a BMS measures. Its inputs are standardised per channel
 with the training split's mean and standard deviation (:class:`Normalizer`), which travels in
@@ -147,12 +149,39 @@ def rest_padded_windows(arrays: dict[str, np.ndarray], lengths: np.ndarray, rest
     x = padded[seq[:, None], end[:, None] + np.arange(window)[None, :]]  # (M, W, 3): padded index end..end+pad
     if len(seq) and not np.all(np.isfinite(x)):
         raise ValueError("the data holds NaN inside a sequence's valid length; check the dataset's lengths")
+    label = None
+    if LABEL_CHANNEL in arrays:  # over the measured intervals of the window; the rest before never plates
+        eta = np.full((n, L + pad), np.inf)
+        eta[:, pad:] = np.nan_to_num(np.asarray(arrays[LABEL_CHANNEL], dtype=np.float64), nan=np.inf)
+        label = np.min(eta[seq[:, None], end[:, None] + np.arange(window)[None, :]], axis=1) < 0.0
     target = None
     if DEGRADATION_CHANNEL in arrays:
         lost = np.asarray(arrays[DEGRADATION_CHANNEL], dtype=np.float64)
         prev = np.where(end > 0, lost[seq, np.maximum(end - 1, 0)], 0.0)  # capacity_lost is 0 at the reset
         target = lost[seq, end] - prev
-    return Windows(x=x, seq=seq, start=end, label=None, target=target)
+    return Windows(x=x, seq=seq, start=end, label=label, target=target)
+
+
+def initial_rest_voltage(ds) -> np.ndarray:
+    """Open-circuit voltage [V] at each sequence's initial SOC ``[N]``: the rest the env's history starts at.
+
+    ``ds.initial["rest_voltage"]`` when the data carry it, else the OCV table of the dataset's
+    manifest (:mod:`surrogates.physics.rest_tables`, as the surrogate the env steps carries it).
+    """
+    from surrogates.models.features import Featurizer
+
+    if "rest_voltage" in ds.initial:
+        return np.asarray(ds.initial["rest_voltage"], dtype=np.float64)
+    if "tables" not in ds.meta:
+        raise ValueError("these sequences carry no rest tables (meta['tables']) nor initial['rest_voltage']; open "
+                         "the dataset with surrogates.data.dataset.open_dataset, which adds the tables")
+    return Featurizer.from_tables(ds.meta["chemistry"], ds.dt, ds.meta["tables"]).table("ocv", ds.initial["soc"])
+
+
+def dataset_windows(ds, window: int, stride: int = 1) -> Windows:
+    """:func:`rest_padded_windows` of a :class:`surrogates.data.dataset.Dataset` (its rest voltage from
+    :func:`initial_rest_voltage`, its ambient temperature from ``ds.initial``)."""
+    return rest_padded_windows(ds.arrays, ds.lengths, initial_rest_voltage(ds), ds.initial["ambient_temperature"], window, stride)
 
 
 def check_inputs(current, voltage, temperature, window: int, dt: float | None = None) -> np.ndarray:

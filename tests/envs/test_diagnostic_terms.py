@@ -11,7 +11,7 @@ import pytest
 import envs
 from envs.charging import INFO_KEYS, evaluate_step, info_keys, reward_terms
 from envs.config import ChargingConfig
-from envs.diagnostic_terms import PENALTIES, DiagnosticTerms, penalty
+from envs.diagnostic_terms import DiagnosticTerms, penalty
 from envs.vector import SurrogateVecEnv
 
 ID = "cellgym/FastCharge-v0"
@@ -38,7 +38,7 @@ def check_terms(info: dict, reward: float, config: ChargingConfig) -> None:
     for kind in config.diagnostics:
         s = info[f"diag_{kind}"]
         assert type(s) is float and np.isfinite(s)
-        assert info[f"reward_diag_{kind}"] == pytest.approx(-w[kind] * float(PENALTIES[kind](np.float64(s))))
+        assert info[f"reward_diag_{kind}"] == pytest.approx(-w[kind] * float(penalty(kind, np.float64(s))))
     assert 0.0 <= info.get("diag_plating", 0.0) <= 1.0
     assert reward == pytest.approx(sum(info[k] for k in reward_terms(config)), abs=1e-9)
 
@@ -105,7 +105,7 @@ def test_penalty_mapping():
     np.testing.assert_array_equal(penalty("plating", s), s)
     np.testing.assert_array_equal(penalty("ood", s), [0.0, 0.0, 0.0, 1.5])
     np.testing.assert_array_equal(penalty("degradation", np.array([0.0, 2e-6, -1e-6])), [0.0, 2e-3, 0.0])  # mA.h, never paid
-    with pytest.raises(ValueError, match="PENALTIES"):
+    with pytest.raises(ValueError, match="no reward mapping for diagnostic kind"):
         penalty("corrosion", s)
 
 

@@ -199,6 +199,7 @@ def test_info_modes_dicts_for_every_key_or_arrays_beside_sb3s_own(tiny_checkpoin
         out = {mode: venv.step(np.full((4, 1), 0.8, dtype=np.float32)) for mode, venv in venvs.items()}
         (obs, rewards, dones, infos), (a_obs, a_rewards, a_dones, a_infos) = out["dicts"], out["arrays"]
         np.testing.assert_array_equal(obs, a_obs)
+        np.testing.assert_array_equal(rewards, a_rewards)
         np.testing.assert_array_equal(dones, a_dones)
         last = venvs["arrays"].get_attr("last_step")[0]  # the arrays, behind VecMonitor
         columns = last.infos

@@ -1,82 +1,44 @@
 """Learned diagnostics (plating detector, OOD detector, degradation estimator): training, calibration, versions,
-rollback, input checks.
+rollback, input checks, the plug-in registry and windows served as the env serves them.
 
 Everything runs on a small synthetic cell (no DFN, no data folder) with tiny models, so the
 file takes seconds; the shipped checkpoints are checked when present.
 """
 
-import json
+import ast
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from surrogates.data.dataset import Dataset
 from surrogates.diagnostics import KINDS, Diagnostic, DiagnosticCheckpointError, VersionRegistry, load_diagnostic
 from surrogates.diagnostics.diagnostic import checkpoint_path, make_blob
+from surrogates.diagnostics.kinds import KIND_CLASSES, diagnostic_kind, kind_of
 from surrogates.diagnostics.metrics import auroc, best_f1_threshold, confusion
 from surrogates.diagnostics.models import AEConfig, CNNConfig, DegradationCNN, PatchConfig, PlatingDetector, WindowAutoencoder
-from surrogates.diagnostics.train import DiagnosticConfig, calibrate_ood_threshold, load_split, train_diagnostic
-from surrogates.diagnostics.windows import Normalizer, check_inputs, make_windows
+from surrogates.diagnostics.windows import Normalizer, check_inputs, initial_rest_voltage
+from surrogates.training.config import load_split
+from surrogates.training.diagnostics import DiagnosticConfig, train_diagnostic
+from tests.support.toy_cell import toy_dataset
 
-FAMILIES = ("random_steps", "cccv", "multistep_cc", "random_walk", "pulse")
-TINY_PLATING = {"d_model": 32, "n_layer": 2, "n_head": 2, "mlp_hidden": 64, "decoder_d_model": 16}
-TINY_OOD = {"context": 4, "latent": 2, "hidden": 64, "decoder_layers": 2}
-TINY_CNN = {"width": 16, "n_layer": 4, "hidden": 32}
-
-
-def toy_dataset(n: int = 60, length: int = 72, seed: int = 0, slope: float = 0.8, resistance: float = 0.02) -> Dataset:
-    """A toy cell: random current steps, V = OCV(soc) - R I, first-order heating, and a plating
-    margin that goes negative when charging hard at high SOC. ``slope`` [V per unit SOC] and
-    ``resistance`` [ohm] make another "chemistry" (a flat OCV and a higher resistance look like LFP)."""
-    rng = np.random.default_rng(seed)
-    dt, cap = 10.0, 5.0
-    L = length + 8
-    arrays = {k: np.full((n, L), np.nan, np.float32) for k in
-              ("current", "ambient_temperature", "voltage", "temperature", "plating_margin", "soc",
-               "voltage_max", "temperature_max", "plating_margin_min", "capacity_lost")}
-    lengths = np.where(np.arange(n) % 10 == 9, 20, length).astype(np.int32)  # some too short for a window
-    soc0 = rng.uniform(0.1, 0.5, n)
-    amb = rng.uniform(288.0, 308.0, n)
-    for i in range(n):
-        cur, k = [], 0
-        while k < lengths[i]:
-            seg = int(rng.integers(3, 12))
-            cur += [float(rng.choice([-20.0, -12.0, -5.0, 0.0, 4.0]))] * seg
-            k += seg
-        cur = np.array(cur[:lengths[i]])
-        soc = np.clip(soc0[i] - np.cumsum(cur) * dt / 3600 / cap, 0, 1)
-        temp = amb[i] + np.convolve(cur ** 2 * resistance, np.exp(-np.arange(30) / 10.0))[:len(cur)]
-        v = 3.3 + slope * soc - resistance * cur
-        eta = 0.25 - 0.3 * soc + 0.008 * cur + 0.002 * (temp - 298.0)
-        m = lengths[i]
-        # capacity lost per interval: SEI-like (grows with SOC and T) plus plating-like (charging below eta = 0)
-        loss = 1e-6 * (1 + soc) * np.exp((temp - 298.0) / 20) + 2e-5 * np.maximum(0.0, -eta) * np.abs(cur)
-        for name, val in (("current", cur), ("voltage", v), ("temperature", temp), ("plating_margin", eta), ("soc", soc),
-                          ("capacity_lost", np.cumsum(loss)),
-                          ("voltage_max", v), ("temperature_max", temp), ("plating_margin_min", eta - 0.01),
-                          ("ambient_temperature", np.full(m, amb[i]))):
-            arrays[name][i, :m] = val
-    fam = np.array([FAMILIES[i % len(FAMILIES)] for i in range(n)])
-    specs = np.array([json.dumps({"ambient_temperature": float(a)}) for a in amb])
-    meta = {"dt": dt, "parameter_set": "toy", "pybamm_version": "none", "seed": seed, "chemistry": "nmc"}
-    initial = {"soc": soc0.astype(np.float32), "ambient_temperature": amb.astype(np.float32),
-               "rest_voltage": (3.3 + slope * soc0).astype(np.float32)}
-    return Dataset(arrays=arrays, lengths=lengths, initial=initial,
-                   families=fam, terminations=np.array(["end"] * n), specs=specs, indices=np.arange(n), meta=meta)
+TINY = {
+    "plating": {"d_model": 32, "n_layer": 2, "n_head": 2, "mlp_hidden": 64, "decoder_d_model": 16},
+    "ood": {"context": 4, "latent": 2, "hidden": 64, "decoder_layers": 2},
+    "degradation": {"width": 16, "n_layer": 4, "hidden": 32},
+}
+RUN = {  # per kind: what makes the tiny run learn in seconds
+    "plating": dict(pretrain_epochs=3, max_epochs=25, train_stride=1),
+    "ood": dict(max_epochs=40, batch_size=32),
+    "degradation": dict(window=16, max_epochs=30, batch_size=128, train_stride=1),
+}
 
 
 def _cfg(kind: str, out, **kw) -> DiagnosticConfig:
     base = dict(kind=kind, out=str(out), data="<toy>", val_fraction=0.2, test_fraction=0.15, batch_size=64, lr=3e-3,
-                warmup_steps=5, train_stride=2, progress=False, ood_data=(), patience=100, max_minutes=2.0)
-    if kind == "plating":
-        base.update(model=TINY_PLATING, pretrain_epochs=3, epochs=25, train_stride=1)
-    elif kind == "degradation":
-        base.update(model=TINY_CNN, window=16, epochs=30, batch_size=128, train_stride=1)
-    else:
-        base.update(model=TINY_OOD, epochs=40, batch_size=32)
-    base.update(kw)
-    return DiagnosticConfig(**base)
+                warmup_steps=5, train_stride=2, progress=False, ood_data=(), patience=100, max_minutes=2.0,
+                model=TINY[kind])
+    return DiagnosticConfig(**{**base, **RUN[kind], **kw})
 
 
 @pytest.fixture(scope="module")
@@ -94,6 +56,7 @@ def ood_run(tmp_path_factory, toy):
 
 
 # --------------------------------------------------------------------------- training
+@pytest.mark.slow
 def test_plating_detector_pretrains_and_overfits_a_tiny_set(tmp_path, toy):
     cfg = _cfg("plating", tmp_path / "plating")
     summary = train_diagnostic(cfg, dataset=toy)
@@ -102,7 +65,7 @@ def test_plating_detector_pretrains_and_overfits_a_tiny_set(tmp_path, toy):
     assert len(pre) == 3 and pre[-1] < pre[0]  # masked-patch reconstruction learns
     diag = load_diagnostic("plating", "nmc", path=cfg.run_dir())
     splits, _ = load_split(cfg, toy)
-    w = make_windows(splits["train"].arrays, splits["train"].lengths, diag.window)
+    w = diag.plugin.windows(splits["train"], diag.window)
     assert 0.1 < w.label.mean() < 0.9
     p = diag.score_windows(w.x)
     assert np.all((p >= 0) & (p <= 1))
@@ -113,8 +76,12 @@ def test_plating_detector_pretrains_and_overfits_a_tiny_set(tmp_path, toy):
     m = summary["meta"]["metrics"]
     assert {"val", "test", "holdout"} <= set(m) and "window_auroc" in m["test"] and "episode_f1" in m["holdout"]
     assert not (cfg.run_dir() / "last.pt").exists() and (cfg.run_dir() / "tb").exists()
+    # the shipped file holds what inference needs only: the MAE decoder stays behind
+    blob = torch.load(summary["path"], weights_only=False)
+    assert set(blob["state_dict"]) == set(PlatingDetector(PatchConfig(**blob["model_config"])).state_dict())
 
 
+@pytest.mark.slow
 def test_ood_detector_fits_and_flags_another_chemistry(ood_run, toy):
     out, first, _ = ood_run
     hist = [h["train_loss"] for h in first["meta"]["history"]]
@@ -125,10 +92,11 @@ def test_ood_detector_fits_and_flags_another_chemistry(ood_run, toy):
     assert m["test"]["flagged_fraction"] <= 0.5
 
 
+@pytest.mark.slow
 def test_interrupted_run_resumes_to_the_same_model(tmp_path, toy, monkeypatch):
-    import surrogates.diagnostics.train as train_module
+    import surrogates.training.diagnostics as train_module
 
-    kw = dict(pretrain_epochs=2, epochs=3)
+    kw = dict(pretrain_epochs=2, max_epochs=3)
     ref = train_diagnostic(_cfg("plating", tmp_path / "ref", **kw), dataset=toy)
     calls = {"n": 0}
     real = train_module._outputs
@@ -158,6 +126,7 @@ def test_interrupted_run_resumes_to_the_same_model(tmp_path, toy, monkeypatch):
 
 
 # --------------------------------------------------------------------------- versions and rollback
+@pytest.mark.slow
 def test_ood_threshold_is_recomputed_on_retraining(ood_run, toy):
     out, first, second = ood_run
     reg = VersionRegistry(out)
@@ -169,25 +138,24 @@ def test_ood_threshold_is_recomputed_on_retraining(ood_run, toy):
     cfg = _cfg("ood", out, seed=1, threshold_quantile=0.8)
     splits, _ = load_split(cfg, toy)
     d2 = load_diagnostic("ood", "nmc", path=out)
-    w = make_windows(splits["val"].arrays, splits["val"].lengths, d2.window)
-    thr, info = calibrate_ood_threshold(d2.raw_scores(w.x), w.seq, 0.8)
+    w = d2.plugin.windows(splits["val"], d2.window)
+    thr, info = d2.plugin.calibrate(d2.raw_scores(w.x), w, cfg)
     assert thr == pytest.approx(t2, rel=1e-6) and d2.threshold == pytest.approx(t2, rel=1e-6)
     assert info["intended_false_positive_rate"] == pytest.approx(0.2)
     assert d2.version == "v002"
 
 
-def test_rollback_restores_previous_checkpoint_and_threshold(ood_run, tmp_path, monkeypatch):
+@pytest.mark.slow
+def test_rollback_restores_previous_checkpoint_and_threshold(ood_run, tmp_path, monkeypatch, script):
     import shutil
-
-    from tests.experiments.test_scripts import _script
 
     out, _, _ = ood_run
     run = tmp_path / "run"
     shutil.copytree(out, run)
     monkeypatch.setattr("surrogates.diagnostics.diagnostic.CHECKPOINT_DIR", tmp_path / "shipped")
-    script = _script("train_diagnostics")
+    train_script = script("train_diagnostics")
     v1 = torch.load(run / "versions" / "v001" / "diagnostic.pt", weights_only=False)
-    result = script.main(["--kind", "ood", "--chemistry", "nmc", "--out", str(run), "--rollback", "--ship"])
+    result = train_script.main(["--kind", "ood", "--chemistry", "nmc", "--out", str(run), "--rollback", "--ship"])
     assert result["version"] == "v001"
     reg = VersionRegistry(run)
     assert reg.current() == "v001" and reg.versions() == ["v001", "v002"]  # nothing deleted
@@ -206,8 +174,8 @@ def test_rollback_restores_previous_checkpoint_and_threshold(ood_run, tmp_path, 
 # --------------------------------------------------------------------------- inputs and outputs
 def _untrained(kind: str, window: int = 32) -> Diagnostic:
     torch.manual_seed(0)
-    model = {"plating": lambda: PlatingDetector(PatchConfig(window=window, **TINY_PLATING)),
-             "ood": lambda: WindowAutoencoder(AEConfig(window=window, **TINY_OOD)),
+    model = {"plating": lambda: PlatingDetector(PatchConfig(window=window, **TINY["plating"])),
+             "ood": lambda: WindowAutoencoder(AEConfig(window=window, **TINY["ood"])),
              "degradation": lambda: DegradationCNN(CNNConfig(window=window, width=16, n_layer=5, hidden=32))}[kind]()
     norm = Normalizer(mean=np.array([-2.0, 3.9, 300.0]), std=np.array([5.0, 0.2, 8.0]))
     return Diagnostic(make_blob(model, norm, "nmc", 10.0, 0.5, {"version": "test"}))
@@ -291,6 +259,7 @@ def test_shipped_diagnostic_loads_and_is_small(kind):
 
 
 # --------------------------------------------------------------------------- degradation estimator
+@pytest.mark.slow
 def test_degradation_estimator_overfits_charge_losses(tmp_path, toy):
     summary = train_diagnostic(_cfg("degradation", tmp_path / "deg"), dataset=toy)
     m = summary["meta"]["metrics"]
@@ -301,7 +270,7 @@ def test_degradation_estimator_overfits_charge_losses(tmp_path, toy):
     i = int(np.flatnonzero(toy.lengths >= 40)[0])
     L = int(toy.lengths[i])
     cur, volt, temp = (toy.arrays[k][i, :L].astype(np.float64) for k in ("current", "voltage", "temperature"))
-    rest_v, amb = float(toy.initial["rest_voltage"][i]), float(toy.initial["ambient_temperature"][i])
+    rest_v, amb = float(initial_rest_voltage(toy)[i]), float(toy.initial["ambient_temperature"][i])
     total = d.charge_capacity_lost(cur, volt, temp, rest_v, amb)
     hist = lambda a, r: np.concatenate([np.full(15, r), a])  # noqa: E731
     per = [d.score(hist(cur, 0.0)[k:k + 16], hist(volt, rest_v)[k:k + 16], hist(temp, amb)[k:k + 16])[0] for k in range(L)]
@@ -360,12 +329,11 @@ def test_auroc_and_f1_threshold_match_brute_force():
     assert confusion(s >= t, y)["f1"] == pytest.approx(best)
 
 
-def test_validate_script_runs_on_the_shipped_validation_sets(tmp_path):
-    from tests.experiments.test_scripts import _script
-
+@pytest.mark.slow
+def test_validate_script_runs_on_the_shipped_validation_sets(tmp_path, script):
     if not all(checkpoint_path("nmc", k).exists() for k in KINDS):
         pytest.skip("shipped diagnostics missing")
-    report = _script("validate_diagnostics").main([
+    report = script("validate_diagnostics").main([
         "--chemistry", "nmc", "--data", str(tmp_path / "no-data"), "--ood-data", str(tmp_path / "lfp"),
         "--stride", "4", "--speed-batch", "64", "--out", str(tmp_path / "out"),
     ])
@@ -374,3 +342,66 @@ def test_validate_script_runs_on_the_shipped_validation_sets(tmp_path):
     ood = report["ood"]["metrics"]
     assert {"test", "holdout"} < set(ood) and any(k.startswith("ood: lfp") for k in ood)
     assert (tmp_path / "out" / "diagnostics-nmc.md").exists()
+
+
+# --------------------------------------------------------------------------- plug-ins and the env's windows
+@pytest.mark.parametrize("kind", ["plating", "ood"])
+def test_env_history_scores_equal_the_trainers_windows(kind, toy):
+    """The first 31 intervals of an episode through the env's diagnostic-terms history (padded with the rest
+    state at reset) score exactly as the windows the trainer's sampler cuts from the same sequence."""
+    from envs.config import ChargingConfig
+    from envs.diagnostic_terms import DiagnosticTerms
+
+    d = _untrained(kind)
+    i = int(np.flatnonzero(toy.lengths >= 40)[0])
+    one = toy.subset([i])
+    w = d.plugin.windows(one, d.window, stride=1)  # what training and the tests score
+    assert np.all(w.x[0, :-1, 0] == 0.0) and w.start[0] == 0  # the first window reaches back into the rest
+    terms = DiagnosticTerms(ChargingConfig(diagnostics=(kind,)), 1, diagnostics={kind: d})
+    rest_v, amb = initial_rest_voltage(one), one.initial["ambient_temperature"]
+    terms.reset_rows([0], rest_v, amb)
+    env_scores = []
+    for k in range(31):
+        scores, _ = terms.step(*(one.arrays[ch][:, k] for ch in ("current", "voltage", "temperature")))
+        env_scores.append(scores[kind][0])
+    np.testing.assert_allclose(env_scores, d.score_windows(w.x[:31]), rtol=1e-5, atol=1e-7)
+    np.testing.assert_array_equal(terms.history[0], w.x[30])
+
+
+def test_plating_labels_look_at_measured_intervals_only(toy):
+    w = diagnostic_kind("plating").windows(toy, 32, stride=1)
+    eta = toy.arrays["plating_margin_min"]
+    for m in np.random.default_rng(0).choice(len(w), 50, replace=False):
+        seq, end = w.seq[m], w.start[m]
+        assert w.label[m] == (eta[seq, max(0, end - 31):end + 1].min() < 0)
+    assert len(np.unique(w.seq)) == len(toy)  # sequences shorter than a window count too
+
+
+def test_plugins_own_their_behaviour():
+    assert KINDS == tuple(KIND_CLASSES) == ("plating", "ood", "degradation")
+    s = np.array([-1e-6, 0.0, 0.5, 1.0, 2.5])
+    np.testing.assert_array_equal(KIND_CLASSES["plating"].penalty(s), s)
+    np.testing.assert_array_equal(KIND_CLASSES["ood"].penalty(s), [0.0, 0.0, 0.0, 0.0, 1.5])
+    np.testing.assert_allclose(KIND_CLASSES["degradation"].penalty(s), [0.0, 0.0, 500.0, 1000.0, 2500.0])
+    for kind in KINDS:
+        d = _untrained(kind)
+        assert kind_of(d.model).name == kind and d.plugin.name == kind
+    with pytest.raises(ValueError, match="valid kinds are: plating, ood, degradation"):
+        diagnostic_kind("wear")
+    assert DiagnosticConfig(kind="degradation").data_dir() == "data/nmc-degradation"
+    assert DiagnosticConfig(kind="ood").window_length() == 32 and DiagnosticConfig(kind="ood").main_epochs() == 60
+
+
+def test_imports_point_one_way():
+    """registry.py (versions) knows nothing of diagnostic.py (scoring), which imports it; the diagnostics never
+    import the training package above them."""
+    root = Path(__file__).resolve().parents[3] / "surrogates" / "diagnostics"
+
+    def imports(path):
+        tree = ast.parse(path.read_text())
+        return {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module} | {
+            a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+
+    assert "surrogates.diagnostics.diagnostic" not in imports(root / "registry.py")
+    for path in root.glob("*.py"):
+        assert not any(m.startswith(("surrogates.training", "envs", "agents")) for m in imports(path)), path

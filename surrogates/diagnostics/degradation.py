@@ -1,0 +1,92 @@
+"""The degradation estimator: capacity lost [A.h] in a window's last interval.
+
+A causal dilated CNN (:class:`~surrogates.diagnostics.models.DegradationCNN`) on rest-padded
+windows ending at every interval of the charges of a degradation dataset (``generate_data.py
+--config experiments/configs/degradation_data.yml``); mean squared error of the capacity lost in
+the last interval, in units of the training targets' standard deviation. Summed over a charge
+it estimates the charge's loss. No threshold; the env's penalty is the loss in mA.h, never paid
+for a negative estimate (the DFN's plated lithium partly strips back in a rest).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from surrogates.diagnostics.kind import DiagnosticKind
+from surrogates.diagnostics.models import CNNConfig, DegradationCNN
+from surrogates.diagnostics.windows import DEGRADATION_CHANNEL, Windows
+
+
+def r2(pred: np.ndarray, true: np.ndarray) -> float:
+    """Coefficient of determination (NaN for fewer than two values)."""
+    if len(true) < 2:
+        return float("nan")
+    ss = float(np.sum((true - true.mean()) ** 2))
+    return 1.0 - float(np.sum((pred - true) ** 2)) / ss if ss > 0 else float("nan")
+
+
+class Degradation(DiagnosticKind):
+    name = "degradation"
+    config_class = CNNConfig
+    model_class = DegradationCNN
+    window = 64
+    epochs = 40
+    data_suffix = "-degradation"
+    dataset_flags = "--config experiments/configs/degradation_data.yml"
+    has_threshold = False
+    sums_over_charge = True
+    columns = ("sequences", "charge_r2", "charge_mape_percent", "charge_mae_mah", "charge_mean_loss_mah",
+               "charge_max_loss_mah", "interval_r2")
+
+    def windows(self, ds, window: int, stride: int = 1) -> Windows:
+        if DEGRADATION_CHANNEL not in ds.arrays:
+            raise ValueError(f"this dataset has no {DEGRADATION_CHANNEL!r} channel; make one with "
+                             "`python experiments/generate_data.py --config experiments/configs/degradation_data.yml "
+                             "--out data/nmc-degradation`")
+        return super().windows(ds, window, stride)
+
+    def prepare(self, model: DegradationCNN, train: Windows) -> None:
+        model.scale.fill_(float(max(np.std(train.target), 1e-12)))  # A.h per model output unit
+
+    def targets(self, model: DegradationCNN, w: Windows) -> np.ndarray:
+        return (w.target / float(model.scale)).astype(np.float32)
+
+    def loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return (out - y) ** 2
+
+    def raw(self, model: DegradationCNN, out: torch.Tensor) -> torch.Tensor:
+        return out * model.scale  # A.h
+
+    def progress(self, raw: np.ndarray, w: Windows, n_seq: int) -> dict:
+        return {"val_charge_r2": self.metrics(raw, w, n_seq, 1.0)["charge_r2"]}
+
+    def metrics(self, score: np.ndarray, w: Windows, n_seq: int, threshold: float = 1.0, aggregate: str = "max") -> dict:
+        """Per-charge (summed) and per-interval agreement of estimated and DFN capacity losses [A.h]."""
+        if len(w.seq) == 0:
+            return {"windows": 0, "sequences": 0}
+        pred = np.bincount(w.seq, weights=score, minlength=n_seq)
+        true = np.bincount(w.seq, weights=w.target, minlength=n_seq)
+        used = np.bincount(w.seq, minlength=n_seq) > 0
+        pred, true = pred[used], true[used]
+        return {
+            "windows": int(len(w.seq)), "sequences": int(used.sum()),
+            "charge_r2": r2(pred, true),
+            "charge_mape_percent": float(100 * np.mean(np.abs(pred - true) / np.maximum(np.abs(true), 1e-12))),
+            "charge_mae_mah": float(1e3 * np.mean(np.abs(pred - true))),
+            "charge_mean_loss_mah": float(1e3 * np.mean(true)),
+            "charge_max_loss_mah": float(1e3 * np.max(true)),
+            "interval_r2": r2(score, w.target),
+        }
+
+    @staticmethod
+    def penalty(score: np.ndarray) -> np.ndarray:
+        return 1000.0 * np.maximum(np.asarray(score, dtype=np.float64), 0.0)  # A.h -> mA.h lost in the interval
+
+    def describe(self, threshold: float, threshold_info: dict, meta: dict) -> str:
+        d = meta.get("data", {})
+        return ("Causal dilated CNN over windows of (current, voltage, temperature): capacity lost [A.h] in the "
+                "window's last interval, to SEI growth and lithium plating as PyBaMM's degradation submodels "
+                f"compute it ({d.get('model')}; degradation parameters from {d.get('degradation_parameter_set')}). "
+                "Charge level: the per-interval estimates summed over each charge (windows before the charge "
+                "filled with the cell at rest), against the DFN's `capacity_lost` at the end of the charge.")
