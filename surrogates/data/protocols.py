@@ -235,7 +235,10 @@ class RandomSteps(Protocol):
         return c, n
 
 
-class CCCV(Protocol, _CVMixin):
+class _CCThenCV(Protocol, _CVMixin):
+    """Constant-current stage(s) (:meth:`_cc`) until the interval's highest voltage reaches the CV
+    voltage, then constant voltage down to the cut-off C-rate."""
+
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.in_cv = False
@@ -246,21 +249,17 @@ class CCCV(Protocol, _CVMixin):
             self.in_cv = True
         if self.in_cv:
             return self._cv(obs, v_cv, self.p["cutoff_c"])
+        return self._cc(obs, v_cv)
+
+
+class CCCV(_CCThenCV):
+    def _cc(self, obs, v_cv):
         # Far from the CV voltage, hold a minute at a time (one solve); close to it, step.
         return -self.p["c_rate"], self._cc_hold(obs, v_cv, 6)
 
 
-class MultiStepCC(Protocol, _CVMixin):
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.in_cv = False
-
-    def _decide(self, obs):
-        v_cv = self.v_max + self.p["cv_offset_v"]
-        if not self.in_cv and obs.voltage_max >= v_cv:
-            self.in_cv = True
-        if self.in_cv:
-            return self._cv(obs, v_cv, self.p["cutoff_c"])
+class MultiStepCC(_CCThenCV):
+    def _cc(self, obs, v_cv):
         for c_rate, soc_break in zip(self.p["c_rates"], self.p["soc_breaks"]):
             if obs.soc < soc_break - 1e-9:
                 return -c_rate, self._cc_hold(obs, v_cv, min(self._steps_to_soc(obs.soc, soc_break, c_rate), 6))
