@@ -38,9 +38,10 @@ from dataclasses import asdict, dataclass, field, fields
 import numpy as np
 
 from surrogates.common.channels import DEFAULT_DT
+from surrogates.models import DEFAULT_ARCH
 from surrogates.physics.chemistry import get_chemistry
 
-DEFAULT_SURROGATE = "jepa"
+DEFAULT_SURROGATE = DEFAULT_ARCH
 """The shipped surrogate architecture the env uses unless told otherwise: the most accurate
 against the DFN in validation (surrogates/models/checkpoints/*.md) and the cheapest to step."""
 T_REF = 298.15
@@ -143,7 +144,7 @@ class ChargingConfig:
         chem = get_chemistry(self.chemistry)
         if self.v_max is None:
             self.v_max = chem.v_max
-        self._one_c = chem.capacity_ah  # cached: reading it builds a pybamm.ParameterValues
+        self._one_c = chem.capacity_ah
         for name in ("dt", "c_max", "time_limit"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):

@@ -18,8 +18,14 @@ Every model maps normalised inputs to normalised outputs (see :mod:`surrogates.m
 from __future__ import annotations
 
 import importlib
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:  # torch is imported by the architectures, not by the registry (import envs stays light)
+    import torch
+
+DEFAULT_ARCH = "jepa"
+"""The architecture used where none is named (the most accurate shipped surrogate): by
+:func:`surrogates.models.surrogate.load_surrogate` and by the environment."""
 
 ARCHITECTURES: dict[str, tuple[str, str, str]] = {
     # name: (module, config class, model class); imported on demand

@@ -20,13 +20,10 @@ import torch
 
 from surrogates.common.channels import check_kelvin
 from surrogates.models.features import Featurizer
-from surrogates.models import ARCHITECTURES, architecture, inference_only, inference_state_dict, scatter_state
+from surrogates.models import ARCHITECTURES, DEFAULT_ARCH, architecture, inference_only, inference_state_dict, scatter_state
 
 CHECKPOINT_DIR = Path(__file__).resolve().parent / "checkpoints"
 """Shipped checkpoints: ``{chemistry}-{arch}.pt`` with a card ``{chemistry}-{arch}.md``."""
-DEFAULT_ARCH = "jepa"
-"""The architecture used where none is named (the most accurate shipped surrogate): by
-:func:`load_surrogate` and by the environment."""
 CHECKPOINT_FORMAT = 2
 """2: inference weights only (format 1 also held JEPA's training modules; still read)."""
 
