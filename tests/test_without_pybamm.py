@@ -6,6 +6,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 from surrogates.data.generate import generate
 from surrogates.data.protocols import ProtocolConfig
 from surrogates.data.schema import DatagenConfig
@@ -13,6 +15,7 @@ from surrogates.data.schema import DatagenConfig
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow
 def test_data_training_and_the_surrogate_env_import_no_pybamm(tmp_path):
     data = tmp_path / "data"
     generate(DatagenConfig(num_sequences=8, shard_size=4, seed=5, protocols=ProtocolConfig(max_duration_s=200.0)),

@@ -30,6 +30,7 @@ def tiny(tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 def test_round_trip_and_metadata(tiny):
     ds = open_dataset(tiny, dt=10.0, chemistry="nmc")
     assert len(ds) == 6 and ds.arrays["voltage"].shape == (6, 18)
@@ -42,6 +43,7 @@ def test_round_trip_and_metadata(tiny):
     assert np.allclose(ds.initial["soc"], [json.loads(s)["soc0"] for s in ds.specs])
 
 
+@pytest.mark.slow
 def test_sequence_replays_in_pybamm(tiny):
     ds = open_dataset(tiny)
     # The first sequence that stays inside the operating window (the reference stops at 4.2 V).
@@ -54,6 +56,7 @@ def test_sequence_replays_in_pybamm(tiny):
     assert np.abs(ds.arrays["voltage"][i, :n] - ref).max() < 2e-3  # < 2 mV
 
 
+@pytest.mark.slow
 def test_same_seed_same_bytes_and_resume(tiny, tmp_path):
     # A run killed after one shard (and a half-written temporary file) resumes to the same bytes.
     config = tiny_config()
@@ -98,17 +101,20 @@ def test_splits_by_sequence_with_holdout_family(tiny):
     assert len(sub) == len(split["holdout"]) and set(sub.meta["family"]) == {family}
 
 
+@pytest.mark.slow
 def test_parallel_workers_give_the_same_data(tiny, tmp_path):
     generate(tiny_config(), tmp_path, workers=2, progress=False)
     assert _digest(tmp_path) == _digest(tiny)
 
 
 @pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="ray not installed (extra: distributed)")
+@pytest.mark.slow
 def test_ray_backend_gives_the_same_data(tiny, tmp_path):
     generate(tiny_config(), tmp_path, workers=2, backend="ray", progress=False)
     assert _digest(tmp_path) == _digest(tiny)
 
 
+@pytest.mark.slow
 def test_generate_data_script(tmp_path):
     sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "experiments"))
     import generate_data
@@ -119,6 +125,7 @@ def test_generate_data_script(tmp_path):
     assert len(open_dataset(tmp_path / "d")) == 2
 
 
+@pytest.mark.slow
 def test_degradation_dataset_records_capacity_lost(tmp_path):
     """The degradation estimator's data: the same pipeline, plus the DFN's lithium-inventory loss."""
     protocols = ProtocolConfig(family_weights={"cccv": 1.0}, max_duration_s=300.0)
@@ -135,6 +142,7 @@ def test_degradation_dataset_records_capacity_lost(tmp_path):
                  progress=False)
 
 
+@pytest.mark.slow
 def test_manifest_carries_the_rest_tables_and_older_manifests_get_them(tmp_path):
     from surrogates.models.features import Featurizer
 

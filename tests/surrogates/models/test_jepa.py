@@ -1,3 +1,4 @@
+import pytest
 import torch
 import torch.nn as nn
 
@@ -107,6 +108,7 @@ def test_readout_parameters_are_the_readout():
     assert ids == {id(p) for p in model.readout.parameters()} and len(ids) == 4
 
 
+@pytest.mark.slow
 def test_tiny_model_learns_with_pretrain_then_supervised():
     torch.set_num_threads(1)
     torch.manual_seed(0)

@@ -156,6 +156,7 @@ def _tiny_train_config(data, out, arch="mamba", **kw):
                        model=TINY[arch], **kw)
 
 
+@pytest.mark.slow
 def test_train_writes_a_loadable_checkpoint_and_resumes(tiny_data, tmp_path):
     cfg = _tiny_train_config(tiny_data, tmp_path / "run")
     summary = train(cfg)

@@ -14,6 +14,7 @@ def nmc():
     return DFNSimulator("nmc", dt=10.0)
 
 
+@pytest.mark.slow
 def test_agrees_with_plain_pybamm_solve(nmc):
     currents = [-5.0] * 6 + [2.5] * 3 + [0.0] * 2 + [-10.0] * 4
     nmc.reset(0.3, 303.15)
