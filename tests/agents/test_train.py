@@ -41,12 +41,12 @@ def test_one_hyperparameter_file_per_algorithm_and_every_entry_builds():
 
 
 def test_the_default_training_env_is_the_env_with_tightened_limits_and_paid_diagnostics():
-    """5 mV, 1 K and 4 mV inside the env's own limits; the diagnostics plating and degradation, ramped in."""
+    """10 mV, 2 K and 4 mV inside the env's own limits; the diagnostics plating and degradation, ramped in."""
     hp = resolve_hyperparams(AgentConfig())
     kw = dict(hp["env_kwargs"])
     assert kw.pop("surrogate") == "jepa" and kw["chemistry"] == "nmc"
     own, train = ChargingConfig(), ChargingConfig(**kw)
-    assert train.v_max == pytest.approx(own.v_max - 0.005) and train.t_max == pytest.approx(own.t_max - 1.0)
+    assert train.v_max == pytest.approx(own.v_max - 0.010) and train.t_max == pytest.approx(own.t_max - 2.0)
     assert train.plating_limit == pytest.approx(own.plating_limit + 0.004)
     assert train.diagnostics == ("plating", "degradation")
     assert train.diagnostic_weights["plating"] == 0.2 and train.diagnostic_weights["degradation"] == 0.1
@@ -57,7 +57,7 @@ def test_the_default_training_env_is_the_env_with_tightened_limits_and_paid_diag
 
 def test_another_chemistry_keeps_the_voltage_margin_and_drops_diagnostics_it_does_not_ship(capsys):
     kw = resolve_hyperparams(AgentConfig(chemistry="lfp"))["env_kwargs"]
-    assert kw["chemistry"] == "lfp" and kw["v_max"] == pytest.approx(3.6 - 0.005)
+    assert kw["chemistry"] == "lfp" and kw["v_max"] == pytest.approx(3.6 - 0.010)
     assert kw["diagnostics"] == [] and "no shipped lfp diagnostic(s) plating, degradation" in capsys.readouterr().out
 
 
@@ -73,7 +73,7 @@ def test_overrides_stack_over_the_registered_kwargs_and_the_file():
     assert (hp["n_timesteps"], hp["n_envs"], hp["learning_rate"]) == (64, 2, 1e-4)
     kw = hp["env_kwargs"]
     assert kw["c_max"] == 4.0 and kw["w_time"] == 0.2 and kw["soc_target"] == 0.7 and kw["diagnostics"] == []
-    assert kw["v_max"] == 4.195  # the file's default entry carries the training env too
+    assert kw["v_max"] == 4.19  # the file's default entry carries the training env too
 
 
 def test_algorithm_map_and_refusals():
@@ -118,5 +118,5 @@ def test_rl_zoo3_trains_from_the_same_file(tmp_path):
            "--seed", "0", "--hyperparams", "n_envs:2", "n_steps:64", "batch_size:64", "n_epochs:1"]
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert "'v_max': 4.195" in done.stdout and "diagnostic_weight_scale" in done.stdout
+    assert "'v_max': 4.19" in done.stdout and "diagnostic_weight_scale" in done.stdout
     assert list(tmp_path.glob("ppo/*/cellgym-FastCharge-v0.zip"))
