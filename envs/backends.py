@@ -4,13 +4,13 @@ Both backends speak the same small protocol, in SI units and PyBaMM's sign (I < 
 
 * ``reset(soc, ambient_temperature) -> channels``: a cell at rest; the channels at t = 0.
 * ``step(current) -> (channels, failure)``: apply ``current`` [A] for one interval ``dt``;
-  ``channels`` holds :data:`surrogates.channels.OUTPUT_CHANNELS` (``voltage``, ``temperature``,
+  ``channels`` holds :data:`surrogates.common.channels.OUTPUT_CHANNELS` (``voltage``, ``temperature``,
   ``plating_margin``, ``soc`` at the end of the interval and ``voltage_max``,
   ``temperature_max``, ``plating_margin_min`` within it) as floats; ``failure`` is None, or a
   message when the simulator could not simulate the interval (then ``channels`` is None and
   the cell needs ``reset``). Only the PyBaMM backend ever fails.
 
-The batched surrogate environments (:mod:`envs.batch`) drive a :class:`~surrogates.surrogate.Surrogate`
+The batched surrogate environments (:mod:`envs.batch`) drive a :class:`~surrogates.models.surrogate.Surrogate`
 directly; :func:`resolve_surrogate`, :func:`surrogate_rest_channels`, :func:`check_episode_length`
 and :func:`apply_torch_settings` are shared with them.
 """
@@ -41,7 +41,7 @@ class Backend(Protocol):
 
 # ---------------------------------------------------------------------- surrogate
 def resolve_surrogate(surrogate, chemistry: str, device: str = "cpu"):
-    """A :class:`~surrogates.surrogate.Surrogate` from what a user passes as ``surrogate=``.
+    """A :class:`~surrogates.models.surrogate.Surrogate` from what a user passes as ``surrogate=``.
 
     * an architecture name (``"mamba"``, ``"transformer"``, ``"jepa"``): the checkpoint shipped
       in ``surrogates/models/checkpoints/{chemistry}-{arch}.pt``;
@@ -140,11 +140,11 @@ class SurrogateBackend:
 
 # ---------------------------------------------------------------------- PyBaMM
 class PyBaMMBackend:
-    """One cell on PyBaMM's DFN (:class:`surrogates.dfn.DFNSimulator`).
+    """One cell on PyBaMM's DFN (:class:`surrogates.physics.dfn.DFNSimulator`).
 
     The DFN is built lazily, at the first ``reset`` (about 2 s), so making an env to read its
-    spaces costs nothing. :class:`~surrogates.dfn.DFNSolverError` and
-    :class:`~surrogates.dfn.SimulationWindowError` from a step become ``failure`` (the
+    spaces costs nothing. :class:`~surrogates.physics.dfn.DFNSolverError` and
+    :class:`~surrogates.physics.dfn.SimulationWindowError` from a step become ``failure`` (the
     message); the next ``reset`` makes the simulator usable again.
     """
 
@@ -183,7 +183,7 @@ def make_backend(backend: str, *, config, surrogate=DEFAULT_SURROGATE, device: s
                  pybamm_options: dict | None = None) -> Backend:
     """``"surrogate"`` or ``"pybamm"`` -> a backend for the task ``config`` (an :class:`envs.config.ChargingConfig`).
 
-    ``pybamm_options``: keyword arguments of :class:`surrogates.dfn.DFNSimulator` for the pybamm
+    ``pybamm_options``: keyword arguments of :class:`surrogates.physics.dfn.DFNSimulator` for the pybamm
     backend, e.g. ``{"degradation": True}``.
     """
     if pybamm_options and backend != "pybamm":

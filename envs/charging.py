@@ -270,7 +270,7 @@ class FastChargeEnv(gym.Env):
             shipped in ``surrogates/checkpoints``), a checkpoint path, or a ``Surrogate``.
         device: torch device of the surrogate.
         render_mode: none supported (kept for the Gymnasium signature).
-        pybamm_options: for the pybamm backend, keyword arguments of :class:`surrogates.dfn.DFNSimulator`;
+        pybamm_options: for the pybamm backend, keyword arguments of :class:`surrogates.physics.dfn.DFNSimulator`;
             ``{"degradation": True}`` adds SEI growth and lithium plating and ``info["capacity_lost"]``
             [A.h], the lithium inventory lost since reset (how charges are judged for degradation).
         **config: any field of :class:`envs.config.ChargingConfig` (``c_max``, ``soc_start``,

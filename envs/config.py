@@ -76,7 +76,7 @@ class ChargingConfig:
     """
 
     chemistry: str = "nmc"
-    """Cell chemistry (:data:`surrogates.chemistry.CHEMISTRIES`)."""
+    """Cell chemistry (:data:`surrogates.physics.chemistry.CHEMISTRIES`)."""
     dt: float = DEFAULT_DT
     """Control interval [s]; must equal the surrogate's."""
     c_max: float = 5.0

@@ -27,7 +27,7 @@ With ``diagnostics`` the N cells' histories live in one :class:`envs.diagnostic_
 finished cells' rows are refilled with their rest state at the auto-reset, and each kind scores
 all N windows in one call per step.
 
-Torch runs under ``no_grad`` (inside :class:`~surrogates.surrogate.Surrogate`) on ``device``
+Torch runs under ``no_grad`` (inside :class:`~surrogates.models.surrogate.Surrogate`) on ``device``
 (``"cuda"`` for a GPU).
 """
 

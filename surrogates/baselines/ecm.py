@@ -419,7 +419,7 @@ def fit_ecm(dataset_train, featurizer, *, n_knots: int = 16, max_sequences: int 
 
     Args:
         dataset_train: the training sequences (``Dataset``; only its rows with length >= 1 count).
-        featurizer: a :class:`~surrogates.features.Featurizer` of the same chemistry and dt:
+        featurizer: a :class:`~surrogates.models.features.Featurizer` of the same chemistry and dt:
             its DFN rest OCV table is the starting OCV, its capacity the coulomb count.
         n_knots: SOC knots of R0, R1, C1 and the OCV correction (uniform on [0, 1]).
         max_sequences: fit on at most this many sequences (a seeded random subset) to keep

@@ -73,14 +73,14 @@ class DFNSimulator:
     """PyBaMM DFN + lumped thermal, stepped one control interval at a time.
 
     Args:
-        chemistry: a name from :data:`surrogates.chemistry.CHEMISTRIES` (``nmc``, ``lfp``).
+        chemistry: a name from :data:`surrogates.physics.chemistry.CHEMISTRIES` (``nmc``, ``lfp``).
         dt: control interval [s].
         substeps: samples per interval used for the interval extremes (``voltage_max``,
             ``temperature_max``, ``plating_margin_min``), ends included.
         rtol, atol: IDA tolerances (PyBaMM's defaults; 1e-6/1e-8 moves voltage by < 0.1 mV
             at 1.6x the cost per step).
         degradation: add SEI growth and partially reversible lithium plating
-            (:data:`surrogates.chemistry.DEGRADATION_OPTIONS`, the chemistry's degradation
+            (:data:`surrogates.physics.chemistry.DEGRADATION_OPTIONS`, the chemistry's degradation
             parameters) and the channel ``capacity_lost`` [A.h], lithium inventory lost since
             ``reset``. Each ``reset`` starts a fresh cell (the set's initial SEI, no plated
             lithium). About 1.4x the cost per step.

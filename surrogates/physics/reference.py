@@ -2,7 +2,7 @@
 
 A piecewise-constant current is solved as a ``pybamm.Experiment`` on a freshly built DFN
 with a lumped thermal model, its initial state set by PyBaMM's own ``set_initial_state``.
-Tests compare :class:`surrogates.dfn.DFNSimulator` and generated datasets against it;
+Tests compare :class:`surrogates.physics.dfn.DFNSimulator` and generated datasets against it;
 benchmarks time it as the naive baseline.
 """
 

@@ -137,7 +137,7 @@ def step_time(surrogate, batch: int, steps: int = 50, c_rate: float = 1.0) -> fl
 
 
 def dfn_step_time(chemistry: str, dt: float, steps: int = 30, c_rate: float = 1.0) -> float:
-    """Wall seconds per 10 s interval of :class:`surrogates.dfn.DFNSimulator.step` (one cell)."""
+    """Wall seconds per 10 s interval of :class:`surrogates.physics.dfn.DFNSimulator.step` (one cell)."""
     from surrogates.physics.dfn import DFNSimulator
 
     sim = DFNSimulator(chemistry, dt=dt)
