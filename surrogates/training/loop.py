@@ -27,6 +27,7 @@ The task protocol (duck-typed): ``name`` (str), ``modules`` (name -> module, eve
 
 from __future__ import annotations
 
+import gc
 import json
 import math
 import os
@@ -281,6 +282,11 @@ def fit(task, cfg: TrainingConfig, ctx: Context) -> Fit:
             break
 
     if ctx.owns_group:
+        # DDP's reducer holds the process group: drop it while every rank is still there, or it is freed
+        # after the group is destroyed and its gloo threads can hang the process on the way out.
+        objective = None  # noqa: F841
+        gc.collect()
+        dist.barrier()
         dist.destroy_process_group()
     if writer is not None:
         writer.flush()
