@@ -346,6 +346,7 @@ def test_other_architectures_run_an_episode(tiny_checkpoints, arch):
 # ---------------------------------------------------------------------- agreement with PyBaMM
 @pytest.mark.parametrize("arch", ["jepa", "mamba", "transformer"])
 @pytest.mark.parametrize("protocol", ["cccv", "multistep"])
+@pytest.mark.slow
 def test_backends_agree_with_the_shipped_surrogate(protocol, arch):
     """Same action sequence on both backends: voltage MAE <= 20 mV, time to target within 2 %."""
     from agents.baselines import CCCVPolicy, MultiStepCCPolicy

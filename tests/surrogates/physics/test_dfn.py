@@ -101,6 +101,7 @@ def test_lfp_builds_and_charges():
     assert out["temperature"][-1] > 298.15
 
 
+@pytest.mark.slow
 def test_degradation_model_records_capacity_lost_against_pybamm(nmc):
     """SEI + lithium plating (OKane2022's parameters on Chen2020's cell): capacity_lost is PyBaMM's
     lithium-inventory loss since reset, and the cell's voltage stays that of the plain DFN."""
