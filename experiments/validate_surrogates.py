@@ -80,7 +80,7 @@ def main(argv=None) -> dict:
                 print(f"exported {set_path} ({set_path.stat().st_size / 1e6:.2f} MB)")
             if args.fit_ecm:
                 t0 = time.perf_counter()
-                params = fit_ecm(ds.subset(split["train"]), Featurizer.from_dfn(chem, dt=tc.dt))
+                params = fit_ecm(ds.subset(split["train"]), Featurizer.from_dataset(ds))
                 params.info.update(data=str(args.data or f"data/{chem}"), data_fingerprint=ds.fingerprint(),
                                    fit_wall_s=round(time.perf_counter() - t0, 1))
                 ecm_path.write_text(json.dumps(params.to_dict(), indent=1))

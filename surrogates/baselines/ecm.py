@@ -443,7 +443,7 @@ def fit_ecm(dataset_train, featurizer, *, n_knots: int = 16, max_sequences: int 
     dt = float(dataset_train.dt)
     if abs(float(featurizer.dt) - dt) > 1e-9:
         raise ValueError(f"featurizer is for dt={featurizer.dt} s but the dataset for dt={dt} s; "
-                         f"build the featurizer with Featurizer.from_dfn(chemistry, dt={dt})")
+                         "build the featurizer from the same dataset with Featurizer.from_dataset(dataset)")
     chem = dataset_train.meta.get("chemistry", featurizer.chemistry)
     if chem != featurizer.chemistry:
         raise ValueError(f"featurizer is for {featurizer.chemistry} but the dataset holds {chem} data")
