@@ -13,11 +13,9 @@ CC-CV and multi-step CC are judged by the same code on the surrogate or on PyBaM
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -100,38 +98,6 @@ CV_MARGIN = 0.005
 V a few mV above its set point (see :mod:`agents.baselines`), and the limit is checked strictly."""
 
 
-def fastest_safe_cccv(env, start: Start, low: float = 0.5, high: float = 3.0, tol: float = 0.05,
-                      v_margin: float = CV_MARGIN) -> tuple[float, dict, dict]:
-    """Bisect the CC-CV C-rate [1/h] for the fastest charge with no violation on ``env``.
-
-    Assumes safety is monotone in the C-rate (it is for CC-CV on the DFN). Returns the rate,
-    its summary row and its trace.
-    """
-    from agents.baselines import CCCVPolicy
-
-    def run(c):
-        policy = CCCVPolicy.for_env(env, c_rate=c, v_max=env.unwrapped.config.v_max - v_margin)
-        trace = rollout(policy, env.unwrapped, start)
-        return summarize(trace, env.unwrapped.config), trace
-
-    row, trace = run(low)
-    if not is_safe(row):
-        raise RuntimeError(f"CC-CV at {low}C already violates a limit from {start.label}; lower `low`")
-    best = (low, row, trace)
-    hi_row, hi_trace = run(high)
-    if is_safe(hi_row):
-        return high, hi_row, hi_trace
-    lo, hi = low, high
-    while hi - lo > tol:
-        mid = round(0.5 * (lo + hi), 4)
-        row, trace = run(mid)
-        if is_safe(row):
-            lo, best = mid, (mid, row, trace)
-        else:
-            hi = mid
-    return best
-
-
 RESULT_COLUMNS: list[tuple[str, Callable[[dict], str]]] = [
     ("start", lambda r: r["start"]),
     ("policy", lambda r: r["policy"]),
@@ -185,74 +151,3 @@ def plot_traces(traces: dict[str, dict], config, path=None, title: str = ""):
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return None
-
-
-# --------------------------------------------------------------------------- a saved run
-def evaluate_policy_on_backend(run_dir, backend: str = "pybamm", starts=None, cccv_rates=None, multistep=None,
-                               search_safe_cccv: bool = True, surrogate_gap: bool = True, out_name: str = "evaluation",
-                               extra: dict | None = None) -> dict:
-    """Replay a run's policy and the baselines on ``backend``; write ``<out_name>.md``, ``.png`` and ``.json``.
-
-    ``starts`` (:class:`Start` s), ``cccv_rates`` [C] and ``multistep`` ([(soc_upto, C-rate), ...])
-    default to the run's. The envs use the run's shared env settings (``config.env``) with the env's
-    own limits, not the training env's tightened ones. With ``surrogate_gap`` the agent is also
-    replayed on the surrogate, and the relative charge-time gap is reported. ``extra`` is added to
-    the report (e.g. the training time). Prints the table.
-    """
-    import gymnasium as gym
-
-    import envs
-    from agents.algorithms import load_agent
-    from agents.baselines import CCCVPolicy, MultiStepCCPolicy
-
-    run_dir = Path(run_dir)
-    agent, resolved = load_agent(run_dir)
-    rc = resolved["config"]
-    starts = starts or [Start(*s) for s in rc["starts"]]
-    cccv_rates = rc["cccv_rates"] if cccv_rates is None else cccv_rates
-    multistep = rc["multistep"] if multistep is None else multistep
-    make = lambda b: gym.make(envs.FAST_CHARGE_ID, chemistry=rc["chemistry"], backend=b,  # noqa: E731
-                              surrogate=rc["surrogate"], **rc["env"])
-    env = make(backend)
-    config = env.unwrapped.config
-    s_env = make("surrogate") if surrogate_gap and backend != "surrogate" else None
-    rows, plots, gaps = [], {}, []
-    for i, start in enumerate(starts):
-        policies = {f"agent ({rc['algo'].upper()})": agent}
-        v_cv = config.v_max - CV_MARGIN
-        policies.update({f"CC-CV {c:g}C": CCCVPolicy.for_env(env, c_rate=c, v_max=v_cv) for c in cccv_rates})
-        if multistep:
-            policies["multi-step CC " + "/".join(f"{c:g}C<{s:.0%}" for s, c in multistep)] = MultiStepCCPolicy.for_env(
-                env, [tuple(w) for w in multistep], v_max=v_cv)
-        traces = {name: rollout(p, env.unwrapped, start) for name, p in policies.items()}
-        if search_safe_cccv:
-            c, _, trace = fastest_safe_cccv(env, start)
-            traces[f"fastest safe CC-CV ({c:.2f}C, bisected on {backend})"] = trace
-        for name, trace in traces.items():
-            rows.append({"start": start.label, "policy": name, **summarize(trace, config)})
-        if s_env is not None:
-            t_sur = summarize(rollout(agent, s_env.unwrapped, start), config)["charge_time_min"]
-            t_b = rows[-len(traces)]["charge_time_min"]
-            gap = 100.0 * (t_sur - t_b) / t_b if t_b == t_b and t_sur == t_sur else math.nan
-            gaps.append({"start": start.label, "surrogate_min": t_sur, f"{backend}_min": t_b, "gap_percent": gap})
-        if i == 0:
-            plots = traces
-    env.close()
-    if s_env is not None:
-        s_env.close()
-    text = (f"# Evaluation on the {backend} backend ({rc['chemistry']}, policy from `{run_dir}`)\n\n"
-            f"Limits: V <= {config.v_max} V, T <= {config.t_max - 273.15:.0f} C, plating margin >= "
-            f"{config.plating_limit * 1e3:.0f} mV, checked on every interval's sub-samples; target SOC {config.soc_target:.0%}. "
-            f"Baselines hold CV at v_max - {CV_MARGIN * 1e3:.0f} mV.\n\n"
-            + markdown(rows) + "\n")
-    if gaps:
-        text += f"\nAgent charge time, surrogate vs {backend}:\n\n" + markdown_table(gaps, [
-            ("start", lambda g: g["start"]), ("surrogate [min]", lambda g: f"{g['surrogate_min']:.1f}"),
-            (f"{backend} [min]", lambda g: f"{g[f'{backend}_min']:.1f}"), ("gap", lambda g: f"{g['gap_percent']:+.1f} %"),
-        ]) + "\n"
-    (run_dir / f"{out_name}.md").write_text(text)
-    plot_traces(plots, config, run_dir / f"{out_name}.png", title=f"{starts[0].label}, {backend} backend")
-    print(text)
-    report = {"backend": backend, "rows": rows, "surrogate_gap": gaps, **(extra or {})}
-    (run_dir / f"{out_name}.json").write_text(json.dumps(report, indent=2, default=float))
-    return report

@@ -31,7 +31,7 @@ from stable_baselines3.common.vec_env import VecMonitor
 import envs
 from agents.algorithms import algorithm, load_hyperparams, make_callbacks, model_kwargs
 from agents.callbacks import ChargeStatsCallback, ProfileFigureCallback
-from agents.evaluation import Start, evaluate_policy_on_backend
+from agents.yardstick import PROFILE_START, evaluate_run
 from envs.vector import SurrogateVecEnv
 from surrogates.diagnostics import checkpoint_path
 from surrogates.physics.chemistry import get_chemistry
@@ -69,14 +69,9 @@ class AgentConfig:
     """Evaluate (on the surrogate) every this many environment steps."""
     eval_episodes: int = 16
     """Episodes per evaluation."""
-    starts: list = field(default_factory=lambda: [[0.1, 298.15], [0.1, 288.15], [0.1, 308.15]])
-    """Start conditions of the final replay: [[soc, ambient K], ...] (the first is plotted)."""
-    cccv_rates: list = field(default_factory=lambda: [1.0, 1.5, 2.0])
-    """CC-CV baselines replayed next to the agent [C]."""
-    multistep: list = field(default_factory=lambda: [[0.3, 1.5], [0.6, 1.2], [0.8, 1.0]])
-    """Multi-step CC baseline: [[soc_upto, C-rate], ...] then CV."""
-    search_safe_cccv: bool = True
-    """Bisect the fastest CC-CV that violates nothing on the replay backend."""
+    references: str = ""
+    """Reference table the replay is judged against (default agents/references/<chemistry>.json; its grid
+    is where the policy is replayed)."""
     backend: str = "pybamm"
     """Backend of the final replay (pybamm: the DFN; surrogate: quick look)."""
     device: str = "cpu"
@@ -182,7 +177,7 @@ def train(cfg: AgentConfig, replay: bool = True) -> dict:
                                 tensorboard_log=str(run_dir / "tb"), **model_kwargs(hp, env.action_space.shape[0]))
 
     # -- learn
-    profile = ProfileFigureCallback(Start(*cfg.starts[0]), {**env_kwargs, "device": cfg.device})
+    profile = ProfileFigureCallback(PROFILE_START, {**env_kwargs, "device": cfg.device})
     eval_cb = EvalCallback(eval_env, n_eval_episodes=cfg.eval_episodes, eval_freq=max(cfg.eval_freq // n_envs, 1),
                            best_model_save_path=str(run_dir), log_path=str(run_dir / "eval"), deterministic=True,
                            callback_after_eval=profile, verbose=0)
@@ -202,6 +197,18 @@ def train(cfg: AgentConfig, replay: bool = True) -> dict:
     if not replay:
         return {"run_dir": str(run_dir), "train_minutes": train_minutes}
 
-    # -- replay on the DFN next to the baselines
-    return evaluate_policy_on_backend(run_dir, backend=cfg.backend, search_safe_cccv=cfg.search_safe_cccv,
-                                      surrogate_gap=cfg.backend == "pybamm", extra={"train_minutes": train_minutes})
+    # -- replay on the DFN over the reference grid; the summary to TensorBoard
+    report = evaluate_run(run_dir, backend=cfg.backend, references=cfg.references or None,
+                          surrogate_gap=cfg.backend == "pybamm", extra={"train_minutes": train_minutes},
+                          progress=cfg.progress)
+    log_summary(run_dir / "tb", report["summary"], cfg.backend, step=total)
+    return report
+
+
+def log_summary(logdir: Path, summary: dict, backend: str, step: int) -> None:
+    """The yardstick's summary as TensorBoard scalars ``yardstick_<backend>/...`` at the last training step."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    with SummaryWriter(str(logdir)) as writer:
+        for key, value in summary.items():
+            writer.add_scalar(f"yardstick_{backend}/{key}", float(value), step)

@@ -1,11 +1,14 @@
-"""Replay a saved policy (a run folder of train_agent.py) next to the baselines, on either backend.
+"""Replay saved policies (run folders of train_agent.py) over the reference grid and compare them.
 
     python experiments/evaluate_policy.py runs/agents/ppo-nmc-jepa-s0                     # on the PyBaMM DFN
     python experiments/evaluate_policy.py runs/agents/ppo-nmc-jepa-s0 --backend surrogate
-    python experiments/evaluate_policy.py RUN_DIR --starts "[[0.1, 298.15], [0.1, 288.15]]"
+    python experiments/evaluate_policy.py runs/agents/*-s0 runs/agents/*-s1 runs/agents/*-s2   # a comparison
 
-Writes <RUN_DIR>/evaluation-<backend>.md, .png and .json and prints the table, with the agent's
-charge-time gap between the surrogate and the DFN.
+Each run is replayed at every grid point of the committed reference table
+(agents/references/<chemistry>.json: oracle, buffered oracle, tuned 3-stage CC-CV, fastest CC-CV,
+built by experiments/build_references.py) and gets <RUN_DIR>/evaluation-<backend>.md, .png,
+-profile.png and .json; the table and its summary line are printed. With several runs, a last
+table compares them: per algorithm, the mean and spread over its runs (seeds).
 """
 
 from __future__ import annotations
@@ -16,27 +19,33 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-import yaml  # noqa: E402
-
 
 def main(argv=None) -> dict:
     # -- config
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("run_dir", help="run folder written by experiments/train_agent.py")
+    p.add_argument("run_dirs", nargs="+", help="run folder(s) written by experiments/train_agent.py")
     p.add_argument("--backend", choices=("pybamm", "surrogate"), default="pybamm", help="where to replay")
-    p.add_argument("--starts", default=None, help="YAML list of [soc, ambient K] (default: the run's)")
-    p.add_argument("--cccv-rates", default=None, help="YAML list of CC-CV C-rates (default: the run's)")
-    p.add_argument("--no-search", action="store_true", help="skip the fastest-safe CC-CV bisection")
+    p.add_argument("--references", default=None, help="reference table (default: the chemistry's committed one)")
+    p.add_argument("--out", default=None, help="with several runs: write the comparison here (.md and .json)")
     args = p.parse_args(argv)
 
-    # -- evaluate
-    from agents.evaluation import Start, evaluate_policy_on_backend
+    # -- evaluate every run
+    from agents.yardstick import compare_runs, evaluate_run
 
-    starts = [Start(*s) for s in yaml.safe_load(args.starts)] if args.starts else None  # None: the run's
-    cccv_rates = yaml.safe_load(args.cccv_rates) if args.cccv_rates else None
-    return evaluate_policy_on_backend(args.run_dir, backend=args.backend, starts=starts, cccv_rates=cccv_rates,
-                                      search_safe_cccv=not args.no_search, surrogate_gap=args.backend != "surrogate",
-                                      out_name=f"evaluation-{args.backend}")
+    reports = {d: evaluate_run(d, backend=args.backend, references=args.references, out_name=f"evaluation-{args.backend}",
+                               surrogate_gap=args.backend != "surrogate") for d in args.run_dirs}
+    if len(reports) == 1:
+        return next(iter(reports.values()))
+
+    # -- compare
+    text, comparison = compare_runs(reports)
+    print(text)
+    if args.out:
+        import json
+
+        Path(args.out).with_suffix(".md").write_text(text)
+        Path(args.out).with_suffix(".json").write_text(json.dumps(comparison, indent=1, default=float))
+    return comparison
 
 
 if __name__ == "__main__":

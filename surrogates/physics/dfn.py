@@ -267,6 +267,23 @@ class DFNSimulator:
         self._solution = solution
         return out
 
+    def snapshot(self) -> tuple:
+        """The simulator's state (cell state, SOC, time), to :meth:`restore` later.
+
+        Lets a controller try an interval and take it back (the oracle of :mod:`agents.oracle`
+        bisects the largest safe current this way). Solves never modify a state, so a snapshot
+        stays valid however often it is restored.
+        """
+        if self._needs_reset:
+            raise RuntimeError("DFNSimulator needs reset(soc, ambient_temperature) before snapshot")
+        return (self._solution, dict(self._inputs), self._soc, self._time)
+
+    def restore(self, snapshot: tuple) -> None:
+        """Return to a :meth:`snapshot` (also after a failed step, which otherwise needs ``reset``)."""
+        solution, inputs, self._soc, self._time = snapshot
+        self._solution, self._inputs = solution, dict(inputs)
+        self._needs_reset = False
+
     # ------------------------------------------------------------------ helpers
     def _channels(self, solution, t_rel: np.ndarray, completed: int, current: float) -> dict[str, np.ndarray]:
         """Per-interval end values and extremes for the first ``completed`` intervals."""
