@@ -44,6 +44,8 @@ REFERENCES: dict[str, str] = {
     "cccv": "fastest safe CC-CV",
 }
 """Reference name -> its label in tables and figures."""
+COMPUTE_ORDER = ("oracle", "oracle_buffered", "cccv", "tuned")
+"""The order references are computed in: the tuned protocol starts from the CC-CV and the oracle's profile."""
 REGENERATE = "python experiments/build_references.py --chemistry {chemistry}"
 
 
@@ -123,7 +125,7 @@ class PointWorker:
         from agents.tuning import Protocol, encode_profile, fastest_cccv, tune_protocol
 
         config = self.config
-        for ref in [r for r in REFERENCES if r in which and r not in entry]:
+        for ref in [r for r in COMPUTE_ORDER if r in which and r not in entry]:
             if ref in ("oracle", "oracle_buffered"):
                 oracle = DFNOracle(config, self.buffers if ref == "oracle_buffered" else (0.0, 0.0, 0.0), sim=self.sim)
                 entry[ref] = _row(oracle.run(start), config)

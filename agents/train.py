@@ -65,7 +65,7 @@ class AgentConfig:
     env: dict = field(default_factory=dict)
     """Keyword arguments of every env (training, evaluation, DFN replay), e.g. {c_max: 4.0}; over the file's
     env_kwargs (a limit given here replaces the training env's tightened one)."""
-    eval_freq: int = 20000
+    eval_freq: int = 200000
     """Evaluate (on the surrogate) every this many environment steps."""
     eval_episodes: int = 16
     """Episodes per evaluation."""

@@ -77,7 +77,8 @@ def score(rows: dict[str, dict], table: dict) -> tuple[list[dict], dict]:
             continue
         t = _t(row)
         r = {"key": key, "start": Start(ref["soc"], ref["ambient_temperature"]), "row": row, "t": t,
-             **{f"t_{name}": _t(ref.get(name)) for name in REFERENCES}}
+             **{f"t_{name}": _t(ref.get(name)) for name in REFERENCES},
+             "missing": [name for name in REFERENCES if name not in ref]}
         r["ratio"] = t / r["t_oracle"]
         r["ratio_buffered"] = t / r["t_oracle_buffered"]
         r["violating"] = row["violating_steps"] > 0 or row["solver_failure"]
@@ -107,6 +108,10 @@ def _min(t: float) -> str:
     return "not reached" if not math.isfinite(t) else f"{t:.1f}"
 
 
+def _ref(r: dict, name: str) -> str:
+    return "-" if name in r["missing"] else _min(r[f"t_{name}"])
+
+
 def _excess(r: dict) -> str:
     w = r["row"]["worst_excess"]
     if not r["violating"]:
@@ -130,10 +135,10 @@ def markdown(scored: list[dict], summary: dict, name: str = AGENT) -> str:
     cols = [
         ("start", lambda r: r["start"].label),
         (f"{name} [min]", lambda r: _min(r["t"])),
-        ("oracle", lambda r: _min(r["t_oracle"])),
-        ("oracle, agent's buffers", lambda r: _min(r["t_oracle_buffered"])),
-        ("tuned 5-stage CC-CV", lambda r: _min(r["t_tuned"])),
-        ("fastest CC-CV", lambda r: _min(r["t_cccv"])),
+        ("oracle", lambda r: _ref(r, "oracle")),
+        ("oracle, agent's buffers", lambda r: _ref(r, "oracle_buffered")),
+        ("tuned 5-stage CC-CV", lambda r: _ref(r, "tuned")),
+        ("fastest CC-CV", lambda r: _ref(r, "cccv")),
         ("ratio to oracle", lambda r: f"{r['ratio']:.3f}" if math.isfinite(r["ratio"]) else "-"),
         ("beaten by", lambda r: ", ".join(n for n, f in (("tuned", r["tuned_faster"]), ("CC-CV", r["cccv_faster"])) if f)
          or "-"),
@@ -169,6 +174,7 @@ def plot_grid(scored: list[dict], path, title: str = "", name: str = AGENT):
         if bad:
             ax.scatter([r["start"].ambient_temperature - 273.15 for r in bad], [r["t"] for r in bad], s=120,
                        facecolors="none", edgecolors="k", label="violates a limit", zorder=5)
+        ax.set_xticks(amb)
         ax.set_title(f"start {soc:.0%} SOC", fontsize=10)
         ax.set_xlabel("ambient temperature [C]")
         ax.grid(alpha=0.3)
@@ -239,9 +245,12 @@ def evaluate_run(run_dir, backend: str = "pybamm", references=None, out_name: st
     ref = table["points"].get(point_key(PROFILE_START))
     if ref is not None:
         traces[f"agent ({rc['algo'].upper()})"] = rollout(agent, env.unwrapped, PROFILE_START)
-        traces["oracle"] = rollout(ProfilePolicy(ref["oracle"]["c_rate_profile"], config), env.unwrapped, PROFILE_START)
-        tuned = Protocol.from_json(ref["tuned"]["protocol"])
-        traces[f"tuned: {tuned.label}"] = rollout(tuned.policy(config), env.unwrapped, PROFILE_START)
+        if "oracle" in ref:
+            traces["oracle"] = rollout(ProfilePolicy(ref["oracle"]["c_rate_profile"], config), env.unwrapped,
+                                       PROFILE_START)
+        if "tuned" in ref:
+            tuned = Protocol.from_json(ref["tuned"]["protocol"])
+            traces[f"tuned: {tuned.label}"] = rollout(tuned.policy(config), env.unwrapped, PROFILE_START)
     env.close()
 
     algo = rc["algo"].upper()

@@ -51,8 +51,14 @@ def test_the_default_training_env_is_the_env_with_tightened_limits_and_paid_diag
     assert train.diagnostics == ("plating", "degradation")
     assert train.diagnostic_weights["plating"] == 0.2 and train.diagnostic_weights["degradation"] == 0.1
     assert (train.w_time, train.w_voltage, train.w_temperature, train.w_plating) == (0.1, 100.0, 5.0, 100.0)
-    assert (hp["n_timesteps"], hp["n_envs"]) == (3_000_000, 32)
+    assert (hp["n_timesteps"], hp["n_envs"], hp["n_steps"]) == (4_000_000, 128, 32)
     assert make_callbacks(hp)[0].fraction == 0.3
+    # the agent trains on every start condition it is judged at, and the buffered oracle knows its buffers
+    from agents.references import agent_buffers, grid
+
+    (soc_lo, soc_hi), (amb_lo, amb_hi) = train.soc_start, train.ambient_temperature
+    assert all(soc_lo <= s.soc <= soc_hi and amb_lo <= s.ambient_temperature <= amb_hi for s in grid())
+    assert agent_buffers(own) == pytest.approx((0.010, 2.0, 0.004))
 
 
 def test_another_chemistry_keeps_the_voltage_margin_and_drops_diagnostics_it_does_not_ship(capsys):

@@ -76,7 +76,9 @@ def test_the_committed_table_covers_the_grid_for_the_env_task():
     for entry in table["points"].values():
         assert set(REFERENCES) <= set(entry)
         t = {r: entry[r]["charge_time_min"] for r in REFERENCES}
-        assert t["oracle"] <= t["oracle_buffered"] and t["oracle"] <= t["tuned"] <= t["cccv"]
+        # the greedy oracle is a one-step look-ahead: where heat builds up (40 C) a protocol that holds back early
+        # can finish first, so only the buffered oracle and the CC-CV are ordered against it
+        assert t["oracle"] <= t["oracle_buffered"] and t["oracle"] <= t["cccv"] and t["tuned"] <= t["cccv"]
         assert all(entry[r]["violating_steps"] == 0 and entry[r]["reached_target"] for r in REFERENCES)
 
 
