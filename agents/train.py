@@ -26,11 +26,13 @@ import gymnasium as gym
 import torch
 import yaml
 from stable_baselines3.common.callbacks import EvalCallback
-from stable_baselines3.common.vec_env import VecMonitor
+from stable_baselines3.common.vec_env import VecEnvWrapper, VecMonitor
 
 import envs
 from agents.algorithms import algorithm, load_hyperparams, make_callbacks, model_kwargs
 from agents.callbacks import ChargeStatsCallback, ProfileFigureCallback
+from agents.evaluation import Start
+from agents.references import grid
 from agents.yardstick import PROFILE_START, evaluate_run
 from envs.vector import SurrogateVecEnv
 from surrogates.diagnostics import checkpoint_path
@@ -67,8 +69,9 @@ class AgentConfig:
     env_kwargs (a limit given here replaces the training env's tightened one)."""
     eval_freq: int = 200000
     """Evaluate (on the surrogate) every this many environment steps."""
-    eval_episodes: int = 16
-    """Episodes per evaluation."""
+    eval_episodes: int = 0
+    """Episodes per evaluation, one from each start condition of the reference grid (cycled); 0: one per grid point.
+    Fixed starts make the evaluations comparable, so the kept policy is the best on the grid, not the luckiest draw."""
     references: str = ""
     """Reference table the replay is judged against (default agents/references/<chemistry>.json; its grid
     is where the policy is replayed)."""
@@ -84,6 +87,23 @@ class AgentConfig:
     def run_dir(self) -> Path:
         name = Path(self.surrogate).stem if self.surrogate.endswith(".pt") else self.surrogate
         return Path(self.out or f"runs/agents/{self.algo}-{self.chemistry}-{name}-s{self.seed}")
+
+
+class FixedStarts(VecEnvWrapper):
+    """Every ``reset`` starts cell i at ``starts[i]`` (a :class:`agents.evaluation.Start`): evaluations on fixed start conditions."""
+
+    def __init__(self, venv, starts: list[Start]):
+        if len(starts) != venv.num_envs:
+            raise ValueError(f"{len(starts)} starts for {venv.num_envs} cells")
+        super().__init__(venv)
+        self.start_options = [{"soc_start": s.soc, "ambient_temperature": s.ambient_temperature} for s in starts]
+
+    def reset(self):
+        self.venv.set_options(self.start_options)
+        return self.venv.reset()
+
+    def step_wait(self):
+        return self.venv.step_wait()
 
 
 # --------------------------------------------------------------------------- the run's settings
@@ -169,8 +189,10 @@ def train(cfg: AgentConfig, replay: bool = True) -> dict:
     # -- envs: N cells in one batch for training (per-cell values as arrays: no N info dicts a step,
     # ChargeStatsCallback reads the arrays), a separate batch for evaluation
     env = VecMonitor(SurrogateVecEnv(n_envs, device=cfg.device, seed=cfg.seed, info_mode="arrays", **env_kwargs))
-    eval_env = VecMonitor(SurrogateVecEnv(min(cfg.eval_episodes, 16), device=cfg.device, seed=cfg.seed + 10_000,
-                                          **env_kwargs))
+    starts = grid()
+    starts = [starts[i % len(starts)] for i in range(cfg.eval_episodes or len(starts))]
+    eval_env = VecMonitor(FixedStarts(SurrogateVecEnv(len(starts), device=cfg.device, seed=cfg.seed + 10_000,
+                                                      **env_kwargs), starts))
 
     # -- agent
     model = algorithm(cfg.algo)(hp["policy"], env, seed=cfg.seed, device=cfg.device, verbose=0,
@@ -178,7 +200,7 @@ def train(cfg: AgentConfig, replay: bool = True) -> dict:
 
     # -- learn
     profile = ProfileFigureCallback(PROFILE_START, {**env_kwargs, "device": cfg.device})
-    eval_cb = EvalCallback(eval_env, n_eval_episodes=cfg.eval_episodes, eval_freq=max(cfg.eval_freq // n_envs, 1),
+    eval_cb = EvalCallback(eval_env, n_eval_episodes=len(starts), eval_freq=max(cfg.eval_freq // n_envs, 1),
                            best_model_save_path=str(run_dir), log_path=str(run_dir / "eval"), deterministic=True,
                            callback_after_eval=profile, verbose=0)
     callbacks = [ChargeStatsCallback(config_text=config_text), eval_cb, *make_callbacks(hp)]
