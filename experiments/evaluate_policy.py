@@ -27,13 +27,29 @@ def main(argv=None) -> dict:
     p.add_argument("--backend", choices=("pybamm", "surrogate"), default="pybamm", help="where to replay")
     p.add_argument("--references", default=None, help="reference table (default: the chemistry's committed one)")
     p.add_argument("--out", default=None, help="with several runs: write the comparison here (.md and .json)")
+    p.add_argument("--reuse", action="store_true",
+                   help="take a run's saved replay on this backend (evaluation-<backend>.json, or train_agent's "
+                        "evaluation.json) instead of replaying it again")
     args = p.parse_args(argv)
 
-    # -- evaluate every run
+    # -- evaluate every run (or reuse its saved replay)
+    import json
+
     from agents.yardstick import compare_runs, evaluate_run
 
-    reports = {d: evaluate_run(d, backend=args.backend, references=args.references, out_name=f"evaluation-{args.backend}",
-                               surrogate_gap=args.backend != "surrogate") for d in args.run_dirs}
+    def saved(run_dir: str) -> dict | None:
+        for name in (f"evaluation-{args.backend}.json", "evaluation.json"):
+            path = Path(run_dir) / name
+            if args.reuse and path.exists():
+                report = json.loads(path.read_text())
+                if report.get("backend") == args.backend and "summary" in report:
+                    print(f"{run_dir}: reusing {path}")
+                    return report
+        return None
+
+    reports = {d: saved(d) or evaluate_run(d, backend=args.backend, references=args.references,
+                                           out_name=f"evaluation-{args.backend}", surrogate_gap=args.backend != "surrogate")
+               for d in args.run_dirs}
     if len(reports) == 1:
         return next(iter(reports.values()))
 
@@ -41,8 +57,6 @@ def main(argv=None) -> dict:
     text, comparison = compare_runs(reports)
     print(text)
     if args.out:
-        import json
-
         Path(args.out).with_suffix(".md").write_text(text)
         Path(args.out).with_suffix(".json").write_text(json.dumps(comparison, indent=1, default=float))
     return comparison

@@ -55,7 +55,7 @@ def test_evaluate_policy_reloads_runs_and_compares_them(agent_run, script, tmp_p
     assert (out / "evaluation-surrogate.md").exists() and (out / "evaluation-surrogate.json").exists()
     assert len(report["rows"]) == 2 and report["algo"] == "ppo"
     comparison = script("evaluate_policy").main([str(out), str(out), "--backend", "surrogate", "--references",
-                                                 REFERENCES_2PT, "--out", str(tmp_path / "cmp")])
+                                                 REFERENCES_2PT, "--out", str(tmp_path / "cmp"), "--reuse"])
     assert len(comparison["runs"]) == 2 and comparison["algorithms"][0]["algo"] == "ppo"
     assert (tmp_path / "cmp.md").exists()
 
