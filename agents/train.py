@@ -208,6 +208,7 @@ def train(cfg: AgentConfig, replay: bool = True) -> dict:
     model.learn(total_timesteps=total, callback=callbacks, progress_bar=cfg.progress,
                 tb_log_name=f"{cfg.algo}-{cfg.chemistry}")
     train_minutes = round((time.perf_counter() - t0) / 60, 2)
+    tb_run = Path(model.logger.get_dir() or run_dir / "tb")  # the yardstick's summary joins the training's run
 
     # -- save: the best policy (EvalCallback's) as policy.zip, the last one beside it
     model.save(run_dir / "last_policy.zip")
@@ -223,7 +224,7 @@ def train(cfg: AgentConfig, replay: bool = True) -> dict:
     report = evaluate_run(run_dir, backend=cfg.backend, references=cfg.references or None,
                           surrogate_gap=cfg.backend == "pybamm", extra={"train_minutes": train_minutes},
                           progress=cfg.progress)
-    log_summary(run_dir / "tb", report["summary"], cfg.backend, step=total)
+    log_summary(tb_run, report["summary"], cfg.backend, step=total)
     return report
 
 

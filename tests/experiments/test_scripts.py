@@ -39,7 +39,7 @@ def test_train_agent_writes_every_artefact(agent_run):
                 "charts/diagnostic_weight_scale"):  # ramped in by the hyperparameter file's callback
         assert tag in scalars, tag
     assert "eval/charging_profile" in ea.Tags()["images"]
-    ea = EventAccumulator(str(out / "tb"))  # the yardstick's summary, written after the replay
+    ea = EventAccumulator(str(runs[0]))  # the yardstick's summary, written into the same run after the replay
     ea.Reload()
     assert "yardstick_pybamm/geo_mean_ratio" in ea.Tags()["scalars"]
     assert report["backend"] == "pybamm" and report["surrogate_gap"] and report["train_minutes"] > 0
@@ -54,7 +54,10 @@ def test_evaluate_policy_reloads_runs_and_compares_them(agent_run, script, tmp_p
     report = script("evaluate_policy").main([str(out), "--backend", "surrogate", "--references", REFERENCES_2PT])
     assert (out / "evaluation-surrogate.md").exists() and (out / "evaluation-surrogate.json").exists()
     assert len(report["rows"]) == 2 and report["algo"] == "ppo"
-    comparison = script("evaluate_policy").main([str(out), str(out), "--backend", "surrogate", "--references",
+    import shutil
+
+    twin = shutil.copytree(out, tmp_path / "twin")  # a second run to compare with, its replay saved
+    comparison = script("evaluate_policy").main([str(out), str(twin), "--backend", "surrogate", "--references",
                                                  REFERENCES_2PT, "--out", str(tmp_path / "cmp"), "--reuse"])
     assert len(comparison["runs"]) == 2 and comparison["algorithms"][0]["algo"] == "ppo"
     assert (tmp_path / "cmp.md").exists()
