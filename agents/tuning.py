@@ -286,10 +286,14 @@ def tune_protocol(sim: DFNSimulator, start: Start, config: ChargingConfig, cccv:
     # 1. CMA-ES on the penalised objective: explores, and may move the start to a better basin
     opts = {"bounds": [[0.0] * dim, [1.0] * dim], "popsize": 10, "maxfevals": evaluations // 2, "seed": seed + 1,
             "verbose": -9, "tolfun": 1e-3}
-    es = cma.CMAEvolutionStrategy(x0, 0.05, opts)
-    while not es.stop():
-        xs = es.ask()
-        es.tell(xs, [objective(charge(x), config) for x in xs])
+    global_rng = np.random.get_state()  # cma seeds numpy's global generator: give the caller's back afterwards
+    try:
+        es = cma.CMAEvolutionStrategy(x0, 0.05, opts)
+        while not es.stop():
+            xs = es.ask()
+            es.tell(xs, [objective(charge(x), config) for x in xs])
+    finally:
+        np.random.set_state(global_rng)
 
     # 2. COBYLA from the fastest safe point: the interpolated charge time under one slack constraint per
     # stage, so it can ride each stage's limit (a penalty cannot tell which stage is binding)

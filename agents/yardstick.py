@@ -278,7 +278,7 @@ def evaluate_run(run_dir, backend: str = "pybamm", references=None, out_name: st
 
 
 COMPARED = (("geo_mean_ratio", "geo-mean ratio to oracle", "{:.3f}"), ("worst_ratio", "worst ratio", "{:.3f}"),
-            ("violating_points", "points with violations", "{:.1f}"), ("tuned_faster", "points the tuned protocol wins",
+            ("not_reached", "points not reached in 2 h", "{:.1f}"), ("violating_points", "points with violations", "{:.1f}"), ("tuned_faster", "points the tuned protocol wins",
                                                                         "{:.1f}"),
             ("cccv_faster", "points CC-CV wins", "{:.1f}"))
 """Summary keys compared across runs, their headers and formats."""

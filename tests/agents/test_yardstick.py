@@ -120,7 +120,7 @@ def test_score_ratios_and_who_beats_whom(table):
 
 def test_compare_runs_groups_seeds_by_algorithm():
     reports = {f"run{s}": {"algo": "ppo", "seed": s, "summary": {"geo_mean_ratio": 1.1 + 0.1 * s, "worst_ratio": 1.3,
-                                                                 "violating_points": s, "tuned_faster": 1,
+                                                                 "violating_points": s, "not_reached": 0, "tuned_faster": 1,
                                                                  "cccv_faster": 0}} for s in range(3)}
     text, data = compare_runs(reports)
     group = data["algorithms"][0]
