@@ -14,12 +14,10 @@ CC-CV and multi-step CC are judged by the same code on the surrogate or on PyBaM
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
-from surrogates.common.tables import markdown_table
 
 TRACE_KEYS = ("elapsed", "c_rate", "current", "voltage", "voltage_max", "temperature", "temperature_max",
               "plating_margin", "plating_margin_min", "soc")
@@ -64,12 +62,23 @@ def rollout(policy, env, start: Start, seed: int = 0) -> dict:
     return out
 
 
+def limit_slack(trace: dict, config) -> dict[str, np.ndarray]:
+    """Signed distance of every interval of a trace to each limit, ``[n_intervals]`` (negative: broken).
+
+    ``V`` = v_max - voltage_max [V], ``T`` = t_max - temperature_max [K], ``plating`` =
+    plating_margin_min - plating_limit [V]. The one definition of a broken limit: the results rows,
+    the yardstick's worst excess and the protocol search's penalty and constraints all read it.
+    """
+    steps = slice(1, None)  # the intervals, not the rest state
+    return {"V": config.v_max - trace["voltage_max"][steps], "T": config.t_max - trace["temperature_max"][steps],
+            "plating": trace["plating_margin_min"][steps] - config.plating_limit}
+
+
 def summarize(trace: dict, config) -> dict:
     """One row of the results table for a trace from :func:`rollout`."""
     steps = slice(1, None)  # the intervals, not the rest state
-    over_v = trace["voltage_max"][steps] > config.v_max
-    over_t = trace["temperature_max"][steps] > config.t_max
-    plating = trace["plating_margin_min"][steps] < config.plating_limit
+    slack = limit_slack(trace, config)
+    over_v, over_t, plating = slack["V"] < 0, slack["T"] < 0, slack["plating"] < 0
     reached = trace["reached_target"]
     return {
         "charge_time_min": float(trace["elapsed"][-1] / 60.0) if reached else math.nan,
@@ -88,6 +97,11 @@ def summarize(trace: dict, config) -> dict:
     }
 
 
+def charge_row(trace: dict, config) -> dict:
+    """:func:`summarize`'s row plus the C-rate profile (3 decimals, one per interval): enough to redraw the charge."""
+    return {**summarize(trace, config), "c_rate_profile": [round(float(c), 3) for c in trace["c_rate"][1:]]}
+
+
 def is_safe(row: dict) -> bool:
     """Reached the target with no violating step and no solver failure."""
     return bool(row["reached_target"] and row["violating_steps"] == 0 and not row["solver_failure"])
@@ -96,26 +110,6 @@ def is_safe(row: dict) -> bool:
 CV_MARGIN = 0.005
 """The baselines' constant-voltage set point sits this far below v_max [V]: a 10 s CV loop holds
 V a few mV above its set point (see :mod:`agents.baselines`), and the limit is checked strictly."""
-
-
-RESULT_COLUMNS: list[tuple[str, Callable[[dict], str]]] = [
-    ("start", lambda r: r["start"]),
-    ("policy", lambda r: r["policy"]),
-    ("10->80 % time [min]", lambda r: "not reached" if math.isnan(r["charge_time_min"]) else f"{r['charge_time_min']:.1f}"),
-    ("max V [V]", lambda r: f"{r['max_voltage_V']:.3f}"),
-    ("max T [C]", lambda r: f"{r['max_temperature_C']:.1f}"),
-    ("min plating margin [mV]", lambda r: f"{r['min_plating_margin_mV']:.1f}"),
-    ("violating steps (V/T/plating)",
-     lambda r: f"{r['violating_steps']} ({r['voltage_steps']}/{r['temperature_steps']}/{r['plating_steps']})"),
-    ("time plating [min]", lambda r: f"{r['time_plating_min']:.1f}"),
-    ("solver failure", lambda r: "yes" if r["solver_failure"] else "no"),
-]
-"""The results table's columns, over rows of :func:`summarize` with ``start`` and ``policy``."""
-
-
-def markdown(rows: list[dict]) -> str:
-    """The results table: one row per (start, policy)."""
-    return markdown_table(rows, RESULT_COLUMNS)
 
 
 def plot_traces(traces: dict[str, dict], config, path=None, title: str = ""):
@@ -146,8 +140,15 @@ def plot_traces(traces: dict[str, dict], config, path=None, title: str = ""):
     if title:
         axes[0].set_title(title, fontsize=10)
     fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def save_figure(fig, path=None):
+    """Save ``fig`` to ``path`` and close it (returns None); without ``path`` return the open figure."""
     if path is None:
         return fig
     fig.savefig(path, dpi=110)
+    import matplotlib.pyplot as plt
+
     plt.close(fig)
     return None

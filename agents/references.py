@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from agents.evaluation import Start, rollout, summarize
+from agents.evaluation import Start, charge_row, is_safe, rollout, summarize
 from envs.config import ChargingConfig
 from surrogates.common.files import atomic_write_text
 from surrogates.common.tables import markdown_table
@@ -88,11 +88,6 @@ def reference_path(chemistry: str) -> Path:
     return REFERENCE_DIR / f"{chemistry}.json"
 
 
-def _row(trace: dict, config: ChargingConfig) -> dict:
-    """A summary row plus the C-rate profile (3 decimals), enough to redraw the charge."""
-    return {**summarize(trace, config), "c_rate_profile": [round(float(c), 3) for c in trace["c_rate"][1:]]}
-
-
 class PointWorker:
     """Computes the references of one grid point at a time (one DFN and one env per process)."""
 
@@ -112,8 +107,7 @@ class PointWorker:
 
         for _ in range(40):
             trace = rollout(protocol.policy(self.config), self.env, start)
-            row = summarize(trace, self.config)
-            if row["reached_target"] and row["violating_steps"] == 0 and not row["solver_failure"]:
+            if is_safe(summarize(trace, self.config)):
                 return protocol, trace
             protocol = scaled(protocol, 0.995)
         raise RuntimeError(f"no safe scaling of {protocol.label} from {start.label}")
@@ -128,11 +122,11 @@ class PointWorker:
         for ref in [r for r in COMPUTE_ORDER if r in which and r not in entry]:
             if ref in ("oracle", "oracle_buffered"):
                 oracle = DFNOracle(config, self.buffers if ref == "oracle_buffered" else (0.0, 0.0, 0.0), sim=self.sim)
-                entry[ref] = _row(oracle.run(start), config)
+                entry[ref] = charge_row(oracle.run(start), config)
             elif ref == "cccv":
                 protocol, _ = fastest_cccv(self.sim, start, config)
                 protocol, trace = self.verified(protocol, start)
-                entry[ref] = {**_row(trace, config), "protocol": protocol.to_json()}
+                entry[ref] = {**charge_row(trace, config), "protocol": protocol.to_json()}
             else:
                 if "cccv" not in entry:
                     raise RuntimeError("the tuned protocol starts from the fastest CC-CV: compute 'cccv' first")
@@ -145,7 +139,7 @@ class PointWorker:
                 protocol, _, record = tune_protocol(self.sim, start, config, cccv, evaluations=self.evaluations,
                                                     seed=self.seed, guess=guess, progress=tick)
                 protocol, trace = self.verified(protocol, start)
-                entry[ref] = {**_row(trace, config), "protocol": protocol.to_json(), "search": record}
+                entry[ref] = {**charge_row(trace, config), "protocol": protocol.to_json(), "search": record}
             if done is not None:
                 done(entry)
         return entry
@@ -192,16 +186,14 @@ def build_references(config: ChargingConfig, starts: list[Start], path: Path, bu
         points.setdefault(point_key(s), {"soc": s.soc, "ambient_temperature": s.ambient_temperature})
     bar = tqdm(total=len(todo), desc=f"references ({config.chemistry}, {workers} worker(s))", disable=not progress,
                unit="point")
-    if not todo:
-        pass
-    elif workers <= 1:
+    if todo and workers <= 1:
         worker = PointWorker(config, buffers, evaluations, seed)
         for start in todo:
             bar.set_postfix_str(start.label)
             worker.compute(start, points[point_key(start)], which, done=save)
             bar.update(1)
         worker.env.close()
-    else:
+    elif todo:
         import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor, as_completed
 

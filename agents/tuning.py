@@ -40,7 +40,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from agents.baselines import MultiStepCCPolicy
-from agents.evaluation import CV_MARGIN, TRACE_KEYS, Start
+from agents.evaluation import CV_MARGIN, TRACE_KEYS, Start, limit_slack
 from envs.charging import observe
 from envs.config import ChargingConfig
 from surrogates.common.channels import SECONDS_PER_HOUR
@@ -79,13 +79,18 @@ class Protocol:
         return cls([tuple(w) for w in d["stages"]], float(d["v_cv"]))
 
 
+SLACK_UNITS = {"V": 1e-3, "T": 0.1, "plating": 1e-3}
+"""The unit of excess and slack per limit (:func:`agents.evaluation.limit_slack`'s keys): 1 mV, 0.1 K, 1 mV."""
+
+
+def scaled_slack(trace: dict, config: ChargingConfig) -> dict[str, np.ndarray]:
+    """Every interval's slack to each limit in :data:`SLACK_UNITS` (negative: broken)."""
+    return {k: v / SLACK_UNITS[k] for k, v in limit_slack(trace, config).items()}
+
+
 def excess(trace: dict, config: ChargingConfig) -> float:
     """Total excess of a trace over the limits (see the glossary), 0 for a safe charge."""
-    s = slice(1, None)
-    dv = np.maximum(trace["voltage_max"][s] - config.v_max, 0.0) / 1e-3
-    dt = np.maximum(trace["temperature_max"][s] - config.t_max, 0.0) / 0.1
-    dp = np.maximum(config.plating_limit - trace["plating_margin_min"][s], 0.0) / 1e-3
-    return float(np.sum(dv + dt + dp))
+    return float(np.sum(sum(np.maximum(-v, 0.0) for v in scaled_slack(trace, config).values())))
 
 
 def crossing_time(trace: dict, config: ChargingConfig) -> float:
@@ -323,10 +328,7 @@ def stage_slack(trace: dict, protocol: Protocol, config: ChargingConfig) -> np.n
     k = len(protocol.stages)
     if trace["solver_failure"] or not trace["reached_target"]:
         return np.full(k, -100.0)
-    s = slice(1, None)
-    slack = np.minimum.reduce([(config.v_max - trace["voltage_max"][s]) / 1e-3,
-                               (config.t_max - trace["temperature_max"][s]) / 0.1,
-                               (trace["plating_margin_min"][s] - config.plating_limit) / 1e-3])
+    slack = np.minimum.reduce(list(scaled_slack(trace, config).values()))
     stage = np.searchsorted([e for e, _ in protocol.stages], trace["soc"][:-1], side="right")
     return np.array([slack[stage == i].min() if np.any(stage == i) else 100.0 for i in range(k)])
 

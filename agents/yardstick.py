@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from agents.evaluation import Start, plot_traces, rollout, summarize
+from agents.evaluation import Start, charge_row, limit_slack, plot_traces, rollout, save_figure
 from agents.references import REFERENCES, load_references, point_key, reference_starts
 from surrogates.common.tables import markdown_table
 
@@ -36,12 +36,9 @@ PROFILE_START = Start(0.1, 298.15)
 
 def worst_excess(trace: dict, config) -> dict:
     """The largest single-interval excess over each limit (0 when safe): ``{"V_mV", "T_K", "plating_mV"}``."""
-    s = slice(1, None)
-    return {
-        "V_mV": float(max(np.max(trace["voltage_max"][s]) - config.v_max, 0.0) * 1e3),
-        "T_K": float(max(np.max(trace["temperature_max"][s]) - config.t_max, 0.0)),
-        "plating_mV": float(max(config.plating_limit - np.min(trace["plating_margin_min"][s]), 0.0) * 1e3),
-    }
+    slack = limit_slack(trace, config)
+    return {"V_mV": float(max(-np.min(slack["V"]), 0.0) * 1e3), "T_K": float(max(-np.min(slack["T"]), 0.0)),
+            "plating_mV": float(max(-np.min(slack["plating"]), 0.0) * 1e3)}
 
 
 def replay_grid(policy, env, starts: list[Start], progress: bool = False) -> dict[str, dict]:
@@ -52,8 +49,7 @@ def replay_grid(policy, env, starts: list[Start], progress: bool = False) -> dic
     rows = {}
     for start in tqdm(starts, desc="replay", disable=not progress, unit="charge"):
         trace = rollout(policy, env.unwrapped, start)
-        rows[point_key(start)] = {**summarize(trace, config), "worst_excess": worst_excess(trace, config),
-                                  "c_rate_profile": [round(float(c), 3) for c in trace["c_rate"][1:]]}
+        rows[point_key(start)] = {**charge_row(trace, config), "worst_excess": worst_excess(trace, config)}
     return rows
 
 
@@ -183,11 +179,7 @@ def plot_grid(scored: list[dict], path, title: str = "", name: str = AGENT):
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    if path is None:
-        return fig
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return None
+    return save_figure(fig, path)
 
 
 class ProfilePolicy:
@@ -234,7 +226,9 @@ def evaluate_run(run_dir, backend: str = "pybamm", references=None, out_name: st
     scored, summary = score(rows, table)
     gaps = []
     if surrogate_gap and backend != "surrogate":
-        s_rows = replay_grid(agent, make("surrogate"), starts)
+        s_env = make("surrogate")
+        s_rows = replay_grid(agent, s_env, starts)
+        s_env.close()
         for r in scored:
             t_s = _t(s_rows[r["key"]])
             gaps.append({"start": r["start"].label, "surrogate": t_s, backend: r["t"],

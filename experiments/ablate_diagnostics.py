@@ -41,7 +41,8 @@ import yaml  # noqa: E402
 import envs  # noqa: E402
 from agents.algorithms import load_agent  # noqa: E402
 from agents.baselines import CCCVPolicy  # noqa: E402
-from agents.evaluation import CV_MARGIN, Start, markdown_table, rollout, summarize  # noqa: E402
+from agents.evaluation import CV_MARGIN, Start, rollout, summarize  # noqa: E402
+from surrogates.common.tables import markdown_table  # noqa: E402
 from agents.train import AgentConfig, is_trained, train  # noqa: E402
 from surrogates.common.cli import parse_config  # noqa: E402
 from surrogates.diagnostics import load_diagnostic  # noqa: E402
@@ -116,7 +117,7 @@ COLUMNS = [("charge_time_min", "charge time [min]"), ("min_plating_margin_mV", "
            ("estimated_capacity_lost_mAh", "estimated by the diagnostic [mA.h]"), ("max_temperature_C", "max T [C]"),
            ("max_voltage_V", "max V [V]"), ("violating_steps", "violating intervals")]
 TABLE = [(label, lambda r, k=key: _fmt(r.get(k))) for key, label in [("start", "start"), ("policy", "policy")] + COLUMNS]
-"""The ablation table's columns (agents.evaluation.markdown_table)."""
+"""The ablation table's columns (surrogates.common.tables.markdown_table)."""
 
 
 def main(argv=None) -> dict:

@@ -5,7 +5,7 @@
     python experiments/evaluate_policy.py runs/agents/*-s0 runs/agents/*-s1 runs/agents/*-s2   # a comparison
 
 Each run is replayed at every grid point of the committed reference table
-(agents/references/<chemistry>.json: oracle, buffered oracle, tuned 3-stage CC-CV, fastest CC-CV,
+(agents/references/<chemistry>.json: oracle, buffered oracle, tuned 5-stage CC-CV, fastest CC-CV,
 built by experiments/build_references.py) and gets <RUN_DIR>/evaluation-<backend>.md, .png,
 -profile.png and .json; the table and its summary line are printed. With several runs, a last
 table compares them: per algorithm, the mean and spread over its runs (seeds).

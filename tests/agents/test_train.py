@@ -18,7 +18,7 @@ import envs
 from agents import HYPERPARAMS_DIR
 from agents.algorithms import ALGOS, algorithm, load_hyperparams, make_callbacks, model_kwargs
 from agents.callbacks import DiagnosticWarmupCallback
-from agents.evaluation import markdown_table
+from surrogates.common.tables import markdown_table
 from agents.train import AgentConfig, is_trained, resolve, resolve_hyperparams
 from envs.config import ChargingConfig
 
