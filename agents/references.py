@@ -85,7 +85,10 @@ def agent_buffers(config: ChargingConfig, algo: str = "ppo") -> tuple[float, flo
 
 
 def reference_path(chemistry: str) -> Path:
-    return REFERENCE_DIR / f"{chemistry}.json"
+    """``{chemistry}.json``: in :data:`REFERENCE_DIR` for a shipped cell, in the cell's folder for a user's."""
+    from surrogates.physics.chemistry import artefact_dir
+
+    return artefact_dir(chemistry, "references", REFERENCE_DIR) / f"{chemistry}.json"
 
 
 class PointWorker:

@@ -98,8 +98,9 @@ def held_out_sets(chemistry: str, data: str | None, diag, export: bool = False) 
     (``export`` writes the test split of the folder as the shipped ``.npz``)."""
     from surrogates.data.dataset import open_dataset
     from surrogates.training.config import TrainingConfig, load_split
-    from surrogates.validation.heldout import VALIDATION_DIR
+    from surrogates.validation.heldout import validation_dir
 
+    VALIDATION_DIR = validation_dir(chemistry)
     meta = diag.meta
     path = Path(data or meta.get("data", {}).get("path") or f"data/{chemistry}{diag.plugin.data_suffix}")
     if (path / "dataset.json").exists():
@@ -144,7 +145,7 @@ def _export(test, ds, source: Path, shipped: Path, regenerate: str) -> None:
 def other_chemistry_sets(chemistry: str, folders: list[str] | None, dt: float) -> dict:
     """Whole datasets of other chemistries (all their sequences), or their shipped validation sets."""
     from surrogates.data.dataset import open_dataset
-    from surrogates.validation.heldout import VALIDATION_DIR
+    from surrogates.validation.heldout import validation_dir
 
     if folders is None:
         folders = [f"data/{c}" for c in ("nmc", "lfp") if c != chemistry]
@@ -155,7 +156,7 @@ def other_chemistry_sets(chemistry: str, folders: list[str] | None, dt: float) -
             ds = open_dataset(p, dt=dt)
             out[f"{ds.meta['chemistry']} (`{p}`, all sequences)"] = ds
             continue
-        h5 = VALIDATION_DIR / f"{p.name}.h5"
+        h5 = validation_dir(p.name) / f"{p.name}.h5"
         if h5.exists():
             print(f"{p} not found: using the shipped validation set {h5} for the OOD test")
             out[f"{p.name} (shipped validation set)"] = shipped_set(h5, whole=True)["all"]

@@ -1,6 +1,6 @@
 """Validate every shipped surrogate against the PyBaMM DFN, next to a fitted ECM.
 
-    python experiments/validate_surrogates.py                      # nmc and lfp, shipped set and checkpoints
+    python experiments/validate_surrogates.py                      # every shipped cell, shipped sets and checkpoints
     python experiments/validate_surrogates.py --chemistry nmc --out runs/validation
     python experiments/validate_surrogates.py --chemistry nmc --export --fit-ecm --data data/nmc
 
@@ -28,7 +28,7 @@ ARCHS = ("transformer", "mamba", "jepa")
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--chemistry", nargs="+", default=["nmc", "lfp"], help="chemistries to validate")
+    p.add_argument("--chemistry", nargs="+", default=None, help="cells to validate (default: every shipped cell)")
     p.add_argument("--arch", nargs="+", default=list(ARCHS), help="architectures (those with a shipped checkpoint run)")
     p.add_argument("--out", default="runs/validation", help="report folder")
     p.add_argument("--data", default=None, help="dataset folder for --export / --fit-ecm (default data/<chemistry>)")
@@ -47,10 +47,14 @@ def main(argv=None) -> dict:
     args = parse_args(argv)
     import torch
 
-    from surrogates.baselines.ecm import FITS_DIR, ECMParameters, fit_ecm, simulate_ecm_numpy, simulate_ecm_pybamm
+    from surrogates.physics.chemistry import CHEMISTRIES
+
+    args.chemistry = args.chemistry or sorted(CHEMISTRIES)
+
+    from surrogates.baselines.ecm import ECMParameters, ecm_fit_path, fit_ecm, simulate_ecm_numpy, simulate_ecm_pybamm
     from surrogates.models.surrogate import checkpoint_path, load_surrogate
     from surrogates.training.surrogate import TrainConfig
-    from surrogates.validation.heldout import (VALIDATION_DIR, ValidationSet, breakdown, dfn_step_time,
+    from surrogates.validation.heldout import (ValidationSet, validation_dir, breakdown, dfn_step_time,
                                      export_validation_set, markdown_table, plot_sequences, step_time)
 
     if args.threads:
@@ -60,8 +64,8 @@ def main(argv=None) -> dict:
     out_dir.mkdir(parents=True, exist_ok=True)
     report = {}
     for chem in args.chemistry:
-        set_path = VALIDATION_DIR / f"{chem}.h5"
-        ecm_path = FITS_DIR / f"{chem}-ecm.json"
+        set_path = validation_dir(chem) / f"{chem}.h5"
+        ecm_path = ecm_fit_path(chem)
 
         # -- (re)build the shipped validation set and ECM from a dataset, with the training split
         if args.export or args.fit_ecm:
@@ -83,6 +87,7 @@ def main(argv=None) -> dict:
                 params = fit_ecm(ds.subset(split["train"]), Featurizer.from_dataset(ds))
                 params.info.update(data=str(args.data or f"data/{chem}"), data_fingerprint=ds.fingerprint(),
                                    fit_wall_s=round(time.perf_counter() - t0, 1))
+                ecm_path.parent.mkdir(parents=True, exist_ok=True)
                 ecm_path.write_text(json.dumps(params.to_dict(), indent=1))
                 print(f"fitted {ecm_path} in {time.perf_counter() - t0:.0f} s")
 

@@ -74,6 +74,13 @@ os.environ.setdefault("PYBAMM_DISABLE_TELEMETRY", "true")
 from surrogates.common.channels import SECONDS_PER_HOUR, check_kelvin  # noqa: E402
 
 FITS_DIR = Path(__file__).resolve().parent / "fits"
+
+
+def ecm_fit_path(chemistry: str) -> Path:
+    """``{chemistry}-ecm.json``: in :data:`FITS_DIR` for a shipped cell, in the cell's folder for a user's."""
+    from surrogates.physics.chemistry import artefact_dir
+
+    return artefact_dir(chemistry, "baselines", FITS_DIR) / f"{chemistry}-ecm.json"
 """Shipped ECM fits: ``{chemistry}-ecm.json`` (refit with ``validate_surrogates.py --fit-ecm``)."""
 
 T_REF = 298.15

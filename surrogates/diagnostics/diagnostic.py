@@ -48,7 +48,10 @@ class DiagnosticCheckpointError(ValueError):
 
 
 def checkpoint_path(chemistry: str, kind: str) -> Path:
-    return CHECKPOINT_DIR / f"{chemistry}-{kind}.pt"
+    """``{chemistry}-{kind}.pt``: in :data:`CHECKPOINT_DIR` for a shipped cell, in the cell's folder for a user's."""
+    from surrogates.physics.chemistry import artefact_dir
+
+    return artefact_dir(chemistry, "diagnostics", CHECKPOINT_DIR) / f"{chemistry}-{kind}.pt"
 
 
 def make_blob(model: torch.nn.Module, normalizer: Normalizer, chemistry: str, dt: float, threshold: float,

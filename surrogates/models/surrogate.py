@@ -33,7 +33,10 @@ class CheckpointError(ValueError):
 
 
 def checkpoint_path(chemistry: str, arch: str) -> Path:
-    return CHECKPOINT_DIR / f"{chemistry}-{arch}.pt"
+    """``{chemistry}-{arch}.pt``: in :data:`CHECKPOINT_DIR` for a shipped cell, in the cell's folder for a user's."""
+    from surrogates.physics.chemistry import artefact_dir
+
+    return artefact_dir(chemistry, "surrogates", CHECKPOINT_DIR) / f"{chemistry}-{arch}.pt"
 
 
 def save_checkpoint(path: str | Path, model: torch.nn.Module, featurizer: Featurizer, meta: dict) -> None:

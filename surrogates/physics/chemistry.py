@@ -1,6 +1,10 @@
-"""Chemistries by name: PyBaMM parameter set, voltage limits and the simulation window.
+"""Cells by name: PyBaMM parameter set or BPX file, voltage limits and the simulation window.
 
-Add a chemistry by adding a :class:`Chemistry` to :data:`CHEMISTRIES`, never by forking code.
+A cell is a small YAML file (:data:`CELL_FIELDS`), never code. Shipped cells live in
+``surrogates/physics/cells/<name>.yml`` with their artefacts in the package's checkpoint, validation
+and reference folders; a user's own cells (``experiments/build_cell.py``) live in
+:func:`user_cells_dir` as ``<name>/cell.yml`` with every artefact in that folder
+(:func:`artefact_dir`). Both are found by name, by :func:`get_chemistry`.
 
 A chemistry is plain data: importing this module does not import PyBaMM (the env and the
 surrogates need the limits and the capacity, not the solver). :meth:`Chemistry.parameter_values`
@@ -19,42 +23,14 @@ Two windows matter and they differ on purpose:
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
 from typing import TYPE_CHECKING
+
+import yaml
 
 if TYPE_CHECKING:
     import pybamm
-
-
-# A123 ANR26650M1 (Prada2013's cell) has no thermal or current-collector parameters in
-# PyBaMM. These are documented engineering values, not a fit:
-# - geometry: 26650 can, 26 mm diameter x 65 mm height -> volume pi*0.013^2*0.065 m3 and
-#   cooling area = side + both ends (A123 datasheet dimensions);
-# - current collectors: copper 10 um / aluminium 20 um foils (typical for power cells),
-#   bulk Cu/Al densities, heat capacities and conductivities (same values as Chen2020);
-# - electrode/separator densities and heat capacities: graphite and LiFePO4 composite
-#   electrodes, ~700-1100 J/(kg K) (Forgez et al., J. Power Sources 195 (2010) 2961 report
-#   an effective cell heat capacity of about 1100 J/(kg K) for this cell);
-# - heat transfer coefficient 10 W/(m2 K): natural convection in still air, as Chen2020.
-_LFP_THERMAL: dict[str, float] = {
-    "Cell volume [m3]": 3.14159265 * 0.013**2 * 0.065,
-    "Cell cooling surface area [m2]": 2 * 3.14159265 * 0.013 * 0.065 + 2 * 3.14159265 * 0.013**2,
-    "Total heat transfer coefficient [W.m-2.K-1]": 10.0,
-    "Negative current collector thickness [m]": 10e-6,
-    "Positive current collector thickness [m]": 20e-6,
-    "Negative current collector conductivity [S.m-1]": 5.96e7,
-    "Positive current collector conductivity [S.m-1]": 3.69e7,
-    "Negative current collector density [kg.m-3]": 8960.0,
-    "Positive current collector density [kg.m-3]": 2700.0,
-    "Negative current collector specific heat capacity [J.kg-1.K-1]": 385.0,
-    "Positive current collector specific heat capacity [J.kg-1.K-1]": 897.0,
-    "Negative electrode density [kg.m-3]": 1657.0,
-    "Positive electrode density [kg.m-3]": 2260.0,
-    "Separator density [kg.m-3]": 397.0,
-    "Negative electrode specific heat capacity [J.kg-1.K-1]": 1100.0,
-    "Positive electrode specific heat capacity [J.kg-1.K-1]": 1100.0,
-    "Separator specific heat capacity [J.kg-1.K-1]": 1100.0,
-}
 
 
 DEGRADATION_OPTIONS: dict[str, str] = {
@@ -69,12 +45,12 @@ _DEGRADATION_OVERRIDES: tuple[str, ...] = ("Ratio of lithium moles to SEI moles"
 
 @dataclass(frozen=True)
 class Chemistry:
-    """A cell chemistry: which PyBaMM parameter set, and the limits that go with it."""
+    """A cell: which PyBaMM parameter set (or BPX file), and the limits that go with it."""
 
     name: str
     """Our short name (``nmc``, ``lfp``)."""
     parameter_set: str
-    """PyBaMM parameter set, recorded by its name in every artefact."""
+    """PyBaMM parameter set, recorded by its name in every artefact (``bpx:<file name>`` for a BPX cell)."""
     cell: str
     """The physical cell the parameter set describes."""
     capacity_ah: float
@@ -95,6 +71,30 @@ class Chemistry:
     degradation_parameter_set: str | None = None
     """PyBaMM set whose SEI and lithium-plating parameters :meth:`parameter_values` adds when
     ``degradation=True``; None: no degradation model for this chemistry."""
+    bpx: str | None = None
+    """BPX file the parameters come from (instead of a named PyBaMM set); relative paths are
+    relative to the cell's YAML file."""
+    folder: str | None = None
+    """A user cell's folder (its YAML and every artefact); None for a shipped cell. Not part of the YAML."""
+
+    @property
+    def shipped(self) -> bool:
+        return self.folder is None
+
+    def base_parameter_values(self) -> pybamm.ParameterValues:
+        """The parameter set or BPX file as PyBaMM reads it, before anything is added."""
+        pybamm = _pybamm()
+        if self.bpx is not None:
+            return pybamm.ParameterValues.create_from_bpx(self.bpx)
+        return pybamm.ParameterValues(self.parameter_set)
+
+    def to_yaml(self) -> str:
+        """The cell as the YAML :func:`load_cell` reads (``folder`` left out; ``bpx`` by file name)."""
+        data = {k: v for k, v in asdict(self).items() if k != "folder"}
+        data["extra_parameters"] = {k: float(v) for k, v in self.extra_parameters.items()}
+        if self.bpx is not None:
+            data["bpx"] = Path(self.bpx).name
+        return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
 
     def parameter_values(self, window: str = "operating", degradation: bool = False) -> pybamm.ParameterValues:
         """A fresh, completed copy of the PyBaMM parameters.
@@ -106,8 +106,7 @@ class Chemistry:
         """
         if window not in ("operating", "simulation"):
             raise ValueError(f"window must be 'operating' or 'simulation', not {window!r}")
-        pybamm = _pybamm()
-        values = pybamm.ParameterValues(self.parameter_set)
+        values = self.base_parameter_values()
         values.update(self.extra_parameters, check_already_exists=False)
         if degradation:
             values.update(self.degradation_parameters(), check_already_exists=False)
@@ -126,10 +125,10 @@ class Chemistry:
         one the surrogates learned, so its I-V-T traces would not be the env's.
         """
         if self.degradation_parameter_set is None:
-            have = ", ".join(sorted(n for n, c in CHEMISTRIES.items() if c.degradation_parameter_set))
+            have = ", ".join(sorted(n for n, c in shipped_cells().items() if c.degradation_parameter_set))
             raise ValueError(f"chemistry {self.name!r} has no degradation parameters; chemistries with them: {have}")
         pybamm = _pybamm()
-        base = pybamm.ParameterValues(self.parameter_set)
+        base = self.base_parameter_values()
         source = pybamm.ParameterValues(self.degradation_parameter_set)
         keys = [k for k in source.keys() if k != "citations" and (k not in base.keys() or k in _DEGRADATION_OVERRIDES)]
         return {k: source[k] for k in sorted(keys)}
@@ -142,37 +141,86 @@ def _pybamm():
     return pybamm
 
 
-CHEMISTRIES: dict[str, Chemistry] = {
-    "nmc": Chemistry(
-        name="nmc",
-        parameter_set="Chen2020",
-        cell="LG M50 21700, NMC811 / graphite-SiOx, 5 Ah",
-        capacity_ah=5.0,
-        v_max=4.2,
-        v_min=2.5,
-        sim_v_max=4.4,
-        sim_v_min=2.5,
-        # O'Kane et al. (2022) parameterised SEI growth and lithium plating for this same cell.
-        degradation_parameter_set="OKane2022",
-    ),
-    "lfp": Chemistry(
-        name="lfp",
-        parameter_set="Prada2013",
-        cell="A123 ANR26650M1, LFP / graphite, 2.3 Ah",
-        capacity_ah=2.3,
-        v_max=3.6,
-        v_min=2.0,
-        sim_v_max=3.8,
-        sim_v_min=2.0,
-        extra_parameters=_LFP_THERMAL,
-    ),
-}
+SHIPPED_CELLS_DIR = Path(__file__).resolve().parent / "cells"
+"""The shipped cells' YAML files, ``<name>.yml``."""
+USER_CELLS_ENV = "CELLGYM_CELLS"
+"""Environment variable naming the folder of a user's own cells (default ``~/.cellgym/cells``)."""
+CELL_FILE = "cell.yml"
+CELL_FIELDS = tuple(f.name for f in fields(Chemistry) if f.name != "folder")
+"""Keys of a cell's YAML file."""
+REQUIRED_FIELDS = ("name", "parameter_set", "cell", "capacity_ah", "v_max", "v_min", "sim_v_max", "sim_v_min")
+"""Keys a cell's YAML file must give (the rest have defaults)."""
+
+
+def user_cells_dir() -> Path:
+    """The folder of a user's own cells: ``$CELLGYM_CELLS``, else ``~/.cellgym/cells``."""
+    return Path(os.environ.get(USER_CELLS_ENV) or Path.home() / ".cellgym" / "cells").expanduser()
+
+
+def cell_from_mapping(data: dict, source: str | Path, folder: str | None = None) -> Chemistry:
+    """A :class:`Chemistry` from a YAML mapping; ``source`` (the file) names it in errors and anchors ``bpx``."""
+    unknown = sorted(set(data) - set(CELL_FIELDS))
+    if unknown:
+        raise ValueError(f"{source}: unknown cell keys {unknown}; valid keys: {', '.join(CELL_FIELDS)}")
+    missing = [k for k in REQUIRED_FIELDS if data.get(k) is None]
+    if missing:
+        raise ValueError(f"{source}: missing cell keys {missing}")
+    data = dict(data)
+    data["extra_parameters"] = {str(k): float(v) for k, v in (data.get("extra_parameters") or {}).items()}
+    if data.get("bpx"):
+        data["bpx"] = str((Path(source).parent / data["bpx"]).resolve())
+    for key in ("capacity_ah", "v_max", "v_min", "sim_v_max", "sim_v_min", "sim_t_max"):
+        if key in data:
+            data[key] = float(data[key])
+    return Chemistry(**data, folder=folder)
+
+
+def load_cell(path: str | Path, folder: str | None = None) -> Chemistry:
+    """Read a cell's YAML file."""
+    path = Path(path)
+    with open(path) as fh:
+        data = yaml.safe_load(fh) or {}
+    return cell_from_mapping(data, path, folder)
+
+
+def shipped_cells() -> dict[str, Chemistry]:
+    """The cells shipped with the package, by name."""
+    cells = {p.stem: load_cell(p) for p in sorted(SHIPPED_CELLS_DIR.glob("*.yml"))}
+    for stem, cell in cells.items():
+        if cell.name != stem:
+            raise ValueError(f"{SHIPPED_CELLS_DIR / (stem + '.yml')} names its cell {cell.name!r}, not {stem!r}")
+    return cells
+
+
+def user_cells() -> dict[str, Chemistry]:
+    """The user's own cells in :func:`user_cells_dir`, by name."""
+    root = user_cells_dir()
+    if not root.is_dir():
+        return {}
+    return {p.parent.name: load_cell(p, folder=str(p.parent)) for p in sorted(root.glob(f"*/{CELL_FILE}"))}
+
+
+CHEMISTRIES: dict[str, Chemistry] = shipped_cells()
+"""The shipped cells (read once at import; :func:`get_chemistry` also finds the user's own)."""
 
 
 def get_chemistry(name: str) -> Chemistry:
-    """Look a chemistry up by name; an unknown name lists the valid ones."""
-    try:
+    """Look a cell up by name: shipped cells first, then the user's; an unknown name lists the valid ones."""
+    if name in CHEMISTRIES:
         return CHEMISTRIES[name]
-    except KeyError:
-        valid = ", ".join(sorted(CHEMISTRIES))
-        raise ValueError(f"unknown chemistry {name!r}; valid chemistries are: {valid}") from None
+    path = user_cells_dir() / name / CELL_FILE
+    if path.is_file():
+        return load_cell(path, folder=str(path.parent))
+    valid = ", ".join(sorted(CHEMISTRIES) + sorted(user_cells()))
+    raise ValueError(f"unknown chemistry {name!r}; valid chemistries are: {valid} (your own cells live in "
+                     f"{user_cells_dir()}, set by ${USER_CELLS_ENV}; build one with experiments/build_cell.py)")
+
+
+def artefact_dir(chemistry: str, role: str, shipped: Path) -> Path:
+    """Where the artefacts of ``role`` (``surrogates``, ``diagnostics``, ``validation``, ``baselines``,
+    ``references``) for ``chemistry`` live: ``shipped`` for a shipped cell (or a name no cell has, so
+    that the caller's own not-found error speaks), ``<cell folder>/<role>`` for a user's cell."""
+    if chemistry in CHEMISTRIES:
+        return shipped
+    path = user_cells_dir() / chemistry / CELL_FILE
+    return path.parent / role if path.is_file() else shipped

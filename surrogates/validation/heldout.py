@@ -26,6 +26,13 @@ from surrogates.common.channels import LEARNED_CHANNELS
 from surrogates.common.tables import markdown_table as table
 
 VALIDATION_DIR = Path(__file__).resolve().parent
+
+
+def validation_dir(chemistry: str) -> Path:
+    """Where ``chemistry``'s held-out sets live: :data:`VALIDATION_DIR` for a shipped cell, the cell's folder for a user's."""
+    from surrogates.physics.chemistry import artefact_dir
+
+    return artefact_dir(chemistry, "validation", VALIDATION_DIR)
 _CHANNELS = ("current", "voltage", "temperature", "plating_margin", "voltage_max", "temperature_max", "plating_margin_min")
 
 

@@ -1,7 +1,6 @@
 """Chemistries are plain data that agree with their PyBaMM parameter sets."""
 
 import numpy as np
-import pybamm
 import pytest
 
 from surrogates.physics.chemistry import CHEMISTRIES, get_chemistry
@@ -11,7 +10,7 @@ from surrogates.physics.rest_tables import rest_tables
 @pytest.mark.parametrize("name", sorted(CHEMISTRIES))
 def test_capacity_field_is_the_parameter_sets(name):
     chem = get_chemistry(name)
-    assert chem.capacity_ah == pytest.approx(float(pybamm.ParameterValues(chem.parameter_set)["Nominal cell capacity [A.h]"]))
+    assert chem.capacity_ah == pytest.approx(float(chem.base_parameter_values()["Nominal cell capacity [A.h]"]))
 
 
 def test_rest_tables_are_the_dfn_at_rest():
