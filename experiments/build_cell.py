@@ -45,6 +45,15 @@ from surrogates.common.files import atomic_write_text  # noqa: E402
 HERE = Path(__file__).resolve().parent
 
 
+def shown(path) -> str:
+    """A path as the card shows it: relative to the checkout when inside it (shipped cells), else as is."""
+    path = Path(path).resolve()
+    try:
+        return str(path.relative_to(HERE.parent))
+    except ValueError:
+        return str(path)
+
+
 @dataclass
 class BuildConfig:
     """What to build, and how much compute each stage gets (defaults: about 90 min on 2 CPU cores)."""
@@ -174,20 +183,23 @@ def resolve_cell(cfg: BuildConfig):
 def stage_cell(b: Build) -> str:
     """Write the cell's YAML (and its BPX file) and start its DFN once."""
     from surrogates.physics import chemistry
+    from surrogates.physics.cell_check import same_cell
     from surrogates.physics.dfn import DFNSimulator
 
     cell = b.cell
     if cell.bpx and Path(cell.bpx).resolve().parent != b.home.resolve():
         b.home.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(cell.bpx, b.home / Path(cell.bpx).name)
-    atomic_write_text(b.spec_path, "# A cell as plain data (surrogates.physics.chemistry.Chemistry); built by\n"
-                      f"# python experiments/build_cell.py {' '.join(b.log.get('argv', []))}\n" + cell.to_yaml())
+    if not (b.spec_path.exists() and not same_cell(chemistry.load_cell(b.spec_path), cell)):
+        # a resumed build keeps the file as it is (with its comments: where each value comes from)
+        atomic_write_text(b.spec_path, "# A cell as plain data (surrogates.physics.chemistry.Chemistry); built by\n"
+                          f"# python experiments/build_cell.py {' '.join(b.log.get('argv', []))}\n" + cell.to_yaml())
     b.cell = chemistry.load_cell(b.spec_path, None if b.cfg.ship else str(b.home))
     if b.cfg.ship:
         chemistry.CHEMISTRIES[b.name] = b.cell  # this process's registry; fresh ones read the YAML
     sim = DFNSimulator(b.name)
     rest = sim.reset(0.5, 298.15)
-    return f"{b.spec_path} (DFN at 50 % SOC, 25 C: {rest['voltage']:.3f} V)"
+    return f"{shown(b.spec_path)} (DFN at 50 % SOC, 25 C: {rest['voltage']:.3f} V)"
 
 
 def stage_data(b: Build) -> str:
@@ -212,7 +224,7 @@ def stage_surrogate(b: Build) -> str:
         "--threads", str(c.threads), "--device", c.device, "--progress", "false", "--ship"])
     from surrogates.models.surrogate import checkpoint_path
 
-    return str(checkpoint_path(b.name, c.arch))
+    return shown(checkpoint_path(b.name, c.arch))
 
 
 def surrogate_done(b: Build) -> bool:
@@ -226,7 +238,7 @@ def stage_validation(b: Build) -> str:
     script("validate_surrogates").main(["--chemistry", b.name, "--arch", b.cfg.arch, "--export", "--fit-ecm",
                                         "--data", str(b.data), "--out", str(out),
                                         "--threads", str(b.cfg.threads)])
-    return str(b.validation_report())
+    return shown(b.validation_report())
 
 
 def stage_diagnostics(b: Build) -> str:
@@ -241,7 +253,7 @@ def stage_diagnostics(b: Build) -> str:
                 "--kind", kind, "--chemistry", b.name, "--data", str(b.data), "--out", str(b.runs / f"diagnostic-{kind}"),
                 "--max-minutes", str(b.cfg.diagnostic_minutes), "--ood-data", json.dumps(others),
                 "--device", b.cfg.device, "--progress", "false", "--ship"])
-        done.append(str(checkpoint_path(b.name, kind)))
+        done.append(shown(checkpoint_path(b.name, kind)))
     return ", ".join(done)
 
 
@@ -258,7 +270,7 @@ def stage_references(b: Build) -> str:
                                      "--workers", str(min(b.workers, len(c.socs) * len(c.ambients)))])
     from agents.references import reference_path
 
-    return str(reference_path(b.name))
+    return shown(reference_path(b.name))
 
 
 def references_done(b: Build) -> bool:
@@ -302,7 +314,7 @@ Built with `python experiments/build_cell.py {' '.join(b.log.get('argv', []))}`.
 
 ## Surrogate against the DFN
 
-Card: `{checkpoint_path(cell.name, b.cfg.arch).with_suffix('.md')}`.
+Card: `{shown(checkpoint_path(cell.name, b.cfg.arch).with_suffix('.md'))}`.
 
 {table}
 

@@ -73,7 +73,7 @@ class DFNSimulator:
     """PyBaMM DFN + lumped thermal, stepped one control interval at a time.
 
     Args:
-        chemistry: a name from :data:`surrogates.physics.chemistry.CHEMISTRIES` (``nmc``, ``lfp``).
+        chemistry: a cell name (:func:`surrogates.physics.chemistry.get_chemistry`: ``nmc``, ``lfp``, ``lco`` or your own).
         dt: control interval [s].
         substeps: samples per interval used for the interval extremes (``voltage_max``,
             ``temperature_max``, ``plating_margin_min``), ends included.
