@@ -262,7 +262,12 @@ def _generate_ray(cfg: dict, todo: list[int], out_dir: str, workers: int, record
         if os.environ.get("RAY_ADDRESS"):
             ray.init()
         else:
-            ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
+            # Workers import this package as the driver does, also when it runs from a checkout
+            # without installing (the scripts put the checkout on sys.path; workers start fresh).
+            root = str(Path(__file__).resolve().parents[2])
+            path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p)
+            ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False,
+                     runtime_env={"env_vars": {"PYTHONPATH": path}})
         started = True
     try:
         task = ray.remote(num_cpus=1)(simulate_shard)
