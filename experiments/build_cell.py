@@ -152,16 +152,15 @@ class Build:
 
 # --------------------------------------------------------------------------- resolving the cell
 def resolve_cell(cfg: BuildConfig):
-    """The cell to build, checked (:class:`surrogates.physics.cell_check.CellError` otherwise), and
-    whether it is new: a given parameter set/BPX makes a new cell; a bare --name resumes one."""
+    """The cell to build, checked (:class:`surrogates.physics.cell_check.CellError` otherwise): a given
+    parameter set or BPX file makes a new cell (refused if one of that name differs); a bare --name resumes one."""
     from surrogates.physics import chemistry
     from surrogates.physics.cell_check import CellError, new_cell, read_values, same_cell
 
     if not cfg.name:
         raise CellError("give the cell a --name")
     shipped = chemistry.CHEMISTRIES.get(cfg.name)
-    user_spec = chemistry.user_cells_dir() / cfg.name / chemistry.CELL_FILE
-    existing = shipped if shipped else (chemistry.load_cell(user_spec, str(user_spec.parent)) if user_spec.is_file() else None)
+    existing = shipped or chemistry.find_user_cell(cfg.name)
     if shipped and not cfg.ship:
         raise CellError(f"{cfg.name!r} is a shipped cell ({chemistry.SHIPPED_CELLS_DIR / (cfg.name + '.yml')}); choose "
                         f"another --name for your cell (shipped: {', '.join(sorted(chemistry.CHEMISTRIES))})")
@@ -173,7 +172,7 @@ def resolve_cell(cfg: BuildConfig):
     if existing is not None:
         diff = same_cell(cell, existing)
         if diff:
-            where = chemistry.SHIPPED_CELLS_DIR if shipped else user_spec.parent
+            where = chemistry.SHIPPED_CELLS_DIR if shipped else existing.folder
             raise CellError(f"a cell {cfg.name!r} already exists in {where} and differs in {', '.join(diff)}; resume it "
                             f"with the same settings (or a bare --name {cfg.name}), or choose another --name")
     return cell
@@ -274,14 +273,13 @@ def stage_references(b: Build) -> str:
 
 
 def references_done(b: Build) -> bool:
-    from agents.references import grid, point_key, reference_path
+    from agents.references import REFERENCES, grid, point_key, reference_path
 
     path = reference_path(b.name)
     if not path.exists():
         return False
     points = json.loads(path.read_text()).get("points", {})
-    needed = ("oracle", "oracle_buffered", "cccv", "tuned")
-    return all(all(r in points.get(point_key(s), {}) for r in needed) for s in grid(b.cfg.socs, b.cfg.ambients))
+    return all(all(r in points.get(point_key(s), {}) for r in REFERENCES) for s in grid(b.cfg.socs, b.cfg.ambients))
 
 
 RUN = {"cell": stage_cell, "data": stage_data, "surrogate": stage_surrogate, "validation": stage_validation,

@@ -100,31 +100,31 @@ def held_out_sets(chemistry: str, data: str | None, diag, export: bool = False) 
     from surrogates.training.config import TrainingConfig, load_split
     from surrogates.validation.heldout import validation_dir
 
-    VALIDATION_DIR = validation_dir(chemistry)
+    sets_dir = validation_dir(chemistry)
     meta = diag.meta
     path = Path(data or meta.get("data", {}).get("path") or f"data/{chemistry}{diag.plugin.data_suffix}")
     if (path / "dataset.json").exists():
         ds = open_dataset(path, dt=meta.get("dt"), chemistry=chemistry)
         splits, _ = load_split(TrainingConfig.from_dict(meta.get("config", {})), ds)
         if export:
-            _export(splits["test"], ds, path, VALIDATION_DIR / f"{chemistry}{diag.plugin.data_suffix}.npz",
+            _export(splits["test"], ds, path, sets_dir / f"{chemistry}{diag.plugin.data_suffix}.npz",
                     f"python experiments/generate_data.py {diag.plugin.dataset_flags.format(chemistry=chemistry)} "
                     f"--out {path} && python experiments/validate_diagnostics.py --kind {diag.kind} --export")
         fp = meta.get("data", {}).get("fingerprint")
         note = f"`{path}` (fingerprint {ds.fingerprint()}"
         note += ", the diagnostic's training data)" if fp == ds.fingerprint() else f"; the diagnostic was trained on {fp}: numbers are not comparable)"
         return {k: v for k, v in splits.items() if k in ("test", "holdout")}, note
-    shipped = next((q for q in (VALIDATION_DIR / f"{chemistry}{diag.plugin.data_suffix}{ext}" for ext in (".h5", ".npz"))
+    shipped = next((q for q in (sets_dir / f"{chemistry}{diag.plugin.data_suffix}{ext}" for ext in (".h5", ".npz"))
                     if q.exists()), None)
     if shipped is None:
-        raise SystemExit(f"no dataset at {path} and no shipped validation set for it in {VALIDATION_DIR}; make the data "
+        raise SystemExit(f"no dataset at {path} and no shipped validation set for it in {sets_dir}; make the data "
                          f"with `python experiments/generate_data.py "
                          f"{diag.plugin.dataset_flags.format(chemistry=chemistry)} --out {path}`")
     sets = shipped_set(shipped, chemistry)
     print(f"{path} not found: using the shipped validation set {shipped} "
           f"({sum(len(v) for v in sets.values())} sequences). For the full held-out sets generate the data: "
           f"python experiments/generate_data.py {diag.plugin.dataset_flags.format(chemistry=chemistry)} --out {path}")
-    return sets, f"shipped validation set `{shipped.relative_to(VALIDATION_DIR.parents[1])}` ({path} not found)"
+    return sets, f"shipped validation set `{shipped.relative_to(sets_dir.parents[1])}` ({path} not found)"
 
 
 def _export(test, ds, source: Path, shipped: Path, regenerate: str) -> None:

@@ -74,6 +74,7 @@ os.environ.setdefault("PYBAMM_DISABLE_TELEMETRY", "true")
 from surrogates.common.channels import SECONDS_PER_HOUR, check_kelvin  # noqa: E402
 
 FITS_DIR = Path(__file__).resolve().parent / "fits"
+"""Shipped ECM fits: ``{chemistry}-ecm.json`` (refit with ``validate_surrogates.py --fit-ecm``)."""
 
 
 def ecm_fit_path(chemistry: str) -> Path:
@@ -81,7 +82,7 @@ def ecm_fit_path(chemistry: str) -> Path:
     from surrogates.physics.chemistry import artefact_dir
 
     return artefact_dir(chemistry, "baselines", FITS_DIR) / f"{chemistry}-ecm.json"
-"""Shipped ECM fits: ``{chemistry}-ecm.json`` (refit with ``validate_surrogates.py --fit-ecm``)."""
+
 
 T_REF = 298.15
 """Reference temperature [K] of the knot values (the Arrhenius factor is 1 there)."""

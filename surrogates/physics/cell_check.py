@@ -15,10 +15,7 @@ from pathlib import Path
 
 import yaml
 
-from surrogates.physics.chemistry import CELL_FIELDS, Chemistry, _pybamm, cell_from_mapping
-
-DFN_OPTIONS = {"thermal": "lumped"}
-"""The model every cell must complete (what :class:`surrogates.physics.dfn.DFNSimulator` builds)."""
+from surrogates.physics.chemistry import CELL_FIELDS, DFN_OPTIONS, Chemistry, _pybamm, cell_from_mapping
 SIM_V_MARGIN = 0.2
 """Default simulation window above the operating upper voltage [V] (as nmc and lfp)."""
 SET_BY_THE_SIMULATOR = ("Ambient temperature [K]", "Initial temperature [K]")
@@ -89,7 +86,7 @@ def missing_parameters(values) -> list[str]:
 
 
 def new_cell(name: str, parameter_set: str | None = None, bpx: str | Path | None = None,
-             values: dict | None = None, description: str | None = None) -> Chemistry:
+             values: dict | None = None) -> Chemistry:
     """A complete, checked cell. ``values`` (from :func:`read_values`) overrides and completes what the
     parameter set or BPX file gives; the capacity and the operating window default to the set's
     "Nominal cell capacity [A.h]" and voltage cut-offs, the simulation window to 0.2 V above them."""
@@ -132,7 +129,7 @@ def new_cell(name: str, parameter_set: str | None = None, bpx: str | Path | None
     spec = {
         "name": name,
         "parameter_set": set_name,
-        "cell": values.get("cell") or description or f"{set_name} cell, {capacity:g} Ah",
+        "cell": values.get("cell") or f"{set_name} cell, {capacity:g} Ah",
         "capacity_ah": capacity,
         "v_max": v_max,
         "v_min": v_min,
@@ -148,8 +145,7 @@ def new_cell(name: str, parameter_set: str | None = None, bpx: str | Path | None
                         f"{spec['sim_v_min']} <= {v_min} < {v_max} <= {spec['sim_v_max']}")
     if capacity <= 0:
         raise CellError(f"capacity_ah must be positive, not {capacity}")
-    cell = cell_from_mapping({k: v for k, v in spec.items() if k != "bpx"}, "<new cell>")
-    return Chemistry(**{**cell.__dict__, "bpx": spec["bpx"]})
+    return cell_from_mapping(spec, "<new cell>")  # spec["bpx"] is absolute, so the anchor does not matter
 
 
 def same_cell(a: Chemistry, b: Chemistry) -> list[str]:

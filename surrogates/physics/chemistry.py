@@ -33,6 +33,10 @@ if TYPE_CHECKING:
     import pybamm
 
 
+DFN_OPTIONS: dict[str, str] = {"thermal": "lumped"}
+"""PyBaMM model options of the DFN every cell runs (:class:`surrogates.physics.dfn.DFNSimulator`); a new
+cell must complete this model (:mod:`surrogates.physics.cell_check`)."""
+
 DEGRADATION_OPTIONS: dict[str, str] = {
     "SEI": "solvent-diffusion limited",
     "lithium plating": "partially reversible",
@@ -76,10 +80,6 @@ class Chemistry:
     relative to the cell's YAML file."""
     folder: str | None = None
     """A user cell's folder (its YAML and every artefact); None for a shipped cell. Not part of the YAML."""
-
-    @property
-    def shipped(self) -> bool:
-        return self.folder is None
 
     def base_parameter_values(self) -> pybamm.ParameterValues:
         """The parameter set or BPX file as PyBaMM reads it, before anything is added."""
@@ -125,7 +125,7 @@ class Chemistry:
         one the surrogates learned, so its I-V-T traces would not be the env's.
         """
         if self.degradation_parameter_set is None:
-            have = ", ".join(sorted(n for n, c in shipped_cells().items() if c.degradation_parameter_set))
+            have = ", ".join(sorted(n for n, c in CHEMISTRIES.items() if c.degradation_parameter_set))
             raise ValueError(f"chemistry {self.name!r} has no degradation parameters; chemistries with them: {have}")
         pybamm = _pybamm()
         base = self.base_parameter_values()
@@ -204,13 +204,19 @@ CHEMISTRIES: dict[str, Chemistry] = shipped_cells()
 """The shipped cells (read once at import; :func:`get_chemistry` also finds the user's own)."""
 
 
+def find_user_cell(name: str) -> Chemistry | None:
+    """The user's cell ``name`` (``<user_cells_dir>/<name>/cell.yml``), or None if there is none."""
+    path = user_cells_dir() / name / CELL_FILE
+    return load_cell(path, folder=str(path.parent)) if path.is_file() else None
+
+
 def get_chemistry(name: str) -> Chemistry:
     """Look a cell up by name: shipped cells first, then the user's; an unknown name lists the valid ones."""
     if name in CHEMISTRIES:
         return CHEMISTRIES[name]
-    path = user_cells_dir() / name / CELL_FILE
-    if path.is_file():
-        return load_cell(path, folder=str(path.parent))
+    cell = find_user_cell(name)
+    if cell is not None:
+        return cell
     valid = ", ".join(sorted(CHEMISTRIES) + sorted(user_cells()))
     raise ValueError(f"unknown chemistry {name!r}; valid chemistries are: {valid} (your own cells live in "
                      f"{user_cells_dir()}, set by ${USER_CELLS_ENV}; build one with experiments/build_cell.py)")
@@ -220,7 +226,5 @@ def artefact_dir(chemistry: str, role: str, shipped: Path) -> Path:
     """Where the artefacts of ``role`` (``surrogates``, ``diagnostics``, ``validation``, ``baselines``,
     ``references``) for ``chemistry`` live: ``shipped`` for a shipped cell (or a name no cell has, so
     that the caller's own not-found error speaks), ``<cell folder>/<role>`` for a user's cell."""
-    if chemistry in CHEMISTRIES:
-        return shipped
-    path = user_cells_dir() / chemistry / CELL_FILE
-    return path.parent / role if path.is_file() else shipped
+    cell = None if chemistry in CHEMISTRIES else find_user_cell(chemistry)
+    return Path(cell.folder) / role if cell is not None else shipped

@@ -39,7 +39,7 @@ from surrogates.common.channels import (  # noqa: E402
     SECONDS_PER_HOUR,
     check_kelvin,
 )
-from surrogates.physics.chemistry import DEGRADATION_OPTIONS, Chemistry, get_chemistry  # noqa: E402
+from surrogates.physics.chemistry import DEGRADATION_OPTIONS, DFN_OPTIONS, Chemistry, get_chemistry  # noqa: E402
 
 _CURRENT = "Current function [A]"
 _AMBIENT = "Ambient temperature [K]"
@@ -127,7 +127,7 @@ class DFNSimulator:
 
         params = self.chemistry.parameter_values("simulation", degradation=self.degradation)
         params.update({_CURRENT: "[input]", _AMBIENT: "[input]", _T_INIT: "[input]", _C_NEG: "[input]", _C_POS: "[input]"})
-        options = {"thermal": "lumped", **(DEGRADATION_OPTIONS if self.degradation else {})}
+        options = {**DFN_OPTIONS, **(DEGRADATION_OPTIONS if self.degradation else {})}
         model = pybamm.lithium_ion.DFN(options=options)
         model.events.append(
             pybamm.Event(

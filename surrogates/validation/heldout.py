@@ -33,6 +33,8 @@ def validation_dir(chemistry: str) -> Path:
     from surrogates.physics.chemistry import artefact_dir
 
     return artefact_dir(chemistry, "validation", VALIDATION_DIR)
+
+
 _CHANNELS = ("current", "voltage", "temperature", "plating_margin", "voltage_max", "temperature_max", "plating_margin_min")
 
 
