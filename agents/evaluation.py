@@ -18,11 +18,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from surrogates.common.channels import DEGRADATION_CHANNELS
 
 TRACE_KEYS = ("elapsed", "c_rate", "current", "voltage", "voltage_max", "temperature", "temperature_max",
               "plating_margin", "plating_margin_min", "soc")
-OPTIONAL_TRACE_KEYS = ("capacity_lost",)
-"""Recorded when the env's info has them (``capacity_lost``: a PyBaMM backend with degradation submodels)."""
+OPTIONAL_TRACE_KEYS = DEGRADATION_CHANNELS
+"""Recorded when the env's info has them (a PyBaMM backend with degradation submodels)."""
 
 
 @dataclass

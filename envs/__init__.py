@@ -9,7 +9,13 @@
   ``FastCharge-v0``, not its next version: v0 stays the task without them (and the one policies
   are replayed on). Needs both diagnostics shipped for the chemistry
   (``surrogates/diagnostics/checkpoints/{chemistry}-{kind}.pt``).
-* Both ids have a ``vector_entry_point``: ``gym.make_vec(id, num_envs=N,
+* ``cellgym/FastChargeBMS-v0``: the reward sees only what a BMS measures: the diagnostic terms
+  ``plating`` and ``degradation`` on, and no penalty on the plating margin (``w_plating=0``), a
+  quantity no BMS measures and the surrogate reports for free. With ``hard_plating_margin`` None
+  (the default) nothing else in the reward or the termination reads the margin. What the
+  privileged signal is worth is ``FastChargeDiagnostics-v0`` against this id
+  (``experiments/ablate_diagnostics.py``).
+* All ids have a ``vector_entry_point``: ``gym.make_vec(id, num_envs=N,
   vectorization_mode="vector_entry_point")`` is :class:`envs.gym_vector.FastChargeVectorEnv`,
   N cells as one batch of surrogate states behind Gymnasium's vector API (same-step autoreset,
   infos as arrays).
@@ -28,6 +34,7 @@ from envs.config import ChargingConfig, c_rate_to_action, obs_to_physical
 
 FAST_CHARGE_ID = "cellgym/FastCharge-v0"
 FAST_CHARGE_DIAGNOSTICS_ID = "cellgym/FastChargeDiagnostics-v0"
+FAST_CHARGE_BMS_ID = "cellgym/FastChargeBMS-v0"
 FAST_CHARGE_DIAGNOSTICS_KINDS: tuple[str, ...] = ("plating", "degradation")
 """The diagnostics whose reward terms ``cellgym/FastChargeDiagnostics-v0`` turns on by default."""
 
@@ -37,6 +44,8 @@ if FAST_CHARGE_ID not in registry:
     register(id=FAST_CHARGE_ID, **_ENTRY_POINTS)
 if FAST_CHARGE_DIAGNOSTICS_ID not in registry:
     register(id=FAST_CHARGE_DIAGNOSTICS_ID, kwargs={"diagnostics": FAST_CHARGE_DIAGNOSTICS_KINDS}, **_ENTRY_POINTS)
+if FAST_CHARGE_BMS_ID not in registry:
+    register(id=FAST_CHARGE_BMS_ID, kwargs={"diagnostics": FAST_CHARGE_DIAGNOSTICS_KINDS, "w_plating": 0.0}, **_ENTRY_POINTS)
 
 
 def __getattr__(name):
@@ -56,5 +65,5 @@ def __getattr__(name):
     raise AttributeError(name)
 
 
-__all__ = ["FAST_CHARGE_ID", "FAST_CHARGE_DIAGNOSTICS_ID", "FAST_CHARGE_DIAGNOSTICS_KINDS", "ChargingConfig", "FastChargeEnv",
+__all__ = ["FAST_CHARGE_ID", "FAST_CHARGE_DIAGNOSTICS_ID", "FAST_CHARGE_BMS_ID", "FAST_CHARGE_DIAGNOSTICS_KINDS", "ChargingConfig", "FastChargeEnv",
            "FastChargeVectorEnv", "SurrogateVecEnv", "c_rate_to_action", "obs_to_physical"]

@@ -26,7 +26,6 @@ shipped cells instead. Datasets go to data/<name>, training runs to runs/cells/<
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import json
 import shutil
 import sys
@@ -39,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 from tqdm.auto import tqdm  # noqa: E402
 
 from agents.references import GRID_AMBIENTS, GRID_SOCS  # noqa: E402
-from surrogates.common.cli import parse_config  # noqa: E402
+from surrogates.common.cli import load_script, parse_config  # noqa: E402
 from surrogates.common.files import atomic_write_text  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
@@ -116,11 +115,7 @@ STAGES = ("cell", "data", "surrogate", "validation", "diagnostics", "references"
 
 def script(name: str):
     """An experiment script as a module: each stage calls the ``main(argv)`` a user would run."""
-    spec = importlib.util.spec_from_file_location(f"_cellgym_{name}", HERE / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses and pickling look modules up by name
-    spec.loader.exec_module(module)
-    return module
+    return load_script(HERE / f"{name}.py")
 
 
 # --------------------------------------------------------------------------- where a build writes

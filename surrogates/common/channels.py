@@ -29,7 +29,7 @@ EXTREME_CHANNELS: tuple[str, ...] = ("voltage_max", "temperature_max", "plating_
 OUTPUT_CHANNELS: tuple[str, ...] = STATE_CHANNELS + EXTREME_CHANNELS
 
 # Only from a DFN run with degradation submodels (``DFNSimulator(degradation=True)``).
-DEGRADATION_CHANNELS: tuple[str, ...] = ("capacity_lost",)
+DEGRADATION_CHANNELS: tuple[str, ...] = ("capacity_lost", "lithium_irreversible", "lithium_plated")
 
 # Channels a surrogate learns (SOC is coulomb-counted from current and capacity, never learned).
 LEARNED_CHANNELS: tuple[str, ...] = ("voltage", "temperature", "plating_margin")
@@ -45,6 +45,8 @@ UNITS: dict[str, str] = {
     "temperature_max": "K",
     "plating_margin_min": "V",
     "capacity_lost": "A.h",
+    "lithium_irreversible": "A.h",
+    "lithium_plated": "A.h",
 }
 
 DESCRIPTIONS: dict[str, str] = {
@@ -60,6 +62,10 @@ DESCRIPTIONS: dict[str, str] = {
     "plating_margin_min": "lowest plating margin within the interval",
     "capacity_lost": "lithium inventory lost to side reactions (SEI, plated and dead lithium) since the "
     "start of the sequence, as capacity, at the end of the interval",
+    "lithium_irreversible": "lithium inventory lost for good since the start of the sequence [A.h]: SEI plus dead "
+    "lithium (plated lithium that lost contact), at the end of the interval",
+    "lithium_plated": "reversibly plated lithium on the negative electrode [A.h] at the end of the interval (it strips "
+    "back in a rest or discharge, or slowly turns into dead lithium)",
 }
 
 # PyBaMM's names for the channels it computes (kept unit-bracketed, as PyBaMM spells them).
@@ -71,6 +77,9 @@ PYBAMM_VARIABLES: dict[str, str] = {
 
 PYBAMM_DEGRADATION_VARIABLES: dict[str, str] = {
     "capacity_lost": "Total capacity lost to side reactions [A.h]",
+    # Not PyBaMM's own variables: DFNSimulator defines them from PyBaMM's (see IRREVERSIBLE_LITHIUM).
+    "lithium_irreversible": "Irreversible lithium lost [A.h]",
+    "lithium_plated": "Reversibly plated lithium [A.h]",
 }
 
 SECONDS_PER_HOUR = 3600.0

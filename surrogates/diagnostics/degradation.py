@@ -1,11 +1,14 @@
-"""The degradation estimator: capacity lost [A.h] in a window's last interval.
+"""The degradation estimator: lithium lost for good [A.h] in a window's last interval.
 
 A causal dilated CNN (:class:`~surrogates.diagnostics.models.DegradationCNN`) on rest-padded
-windows ending at every interval of the charges of a degradation dataset (``generate_data.py
---config experiments/configs/degradation_data.yml``); mean squared error of the capacity lost in
-the last interval, in units of the training targets' standard deviation. Summed over a charge
-it estimates the charge's loss. No threshold; the env's penalty is the loss in mA.h, never paid
-for a negative estimate (the DFN's plated lithium partly strips back in a rest).
+windows ending at every interval of the sequences of a degradation dataset (``generate_data.py
+--config experiments/configs/degradation_data.yml``); mean squared error of the irreversible
+lithium loss in the last interval (``lithium_irreversible``: SEI growth plus dead lithium, see
+:func:`surrogates.physics.dfn.lithium_split`), in units of the training targets' standard
+deviation. Summed over a charge it estimates what the charge costs the cell for good. Reversibly
+plated lithium is not a loss here: it strips back in the rest and the discharge after a charge
+(its hazard is the plating detector's to see). No threshold; the env's penalty is the loss in
+mA.h, never paid for a negative estimate.
 """
 
 from __future__ import annotations
@@ -81,12 +84,14 @@ class Degradation(DiagnosticKind):
 
     @staticmethod
     def penalty(score: np.ndarray) -> np.ndarray:
-        return 1000.0 * np.maximum(np.asarray(score, dtype=np.float64), 0.0)  # A.h -> mA.h lost in the interval
+        return 1000.0 * np.maximum(np.asarray(score, dtype=np.float64), 0.0)  # A.h -> mA.h lost for good in the interval
 
     def describe(self, threshold: float, threshold_info: dict, meta: dict) -> str:
         d = meta.get("data", {})
-        return ("Causal dilated CNN over windows of (current, voltage, temperature): capacity lost [A.h] in the "
-                "window's last interval, to SEI growth and lithium plating as PyBaMM's degradation submodels "
-                f"compute it ({d.get('model')}; degradation parameters from {d.get('degradation_parameter_set')}). "
-                "Charge level: the per-interval estimates summed over each charge (windows before the charge "
-                "filled with the cell at rest), against the DFN's `capacity_lost` at the end of the charge.")
+        return ("Causal dilated CNN over windows of (current, voltage, temperature): lithium lost for good [A.h] in "
+                "the window's last interval (`lithium_irreversible`: SEI growth plus dead lithium, not the reversibly "
+                "plated lithium that strips back), as PyBaMM's degradation submodels compute it "
+                f"({d.get('model')}; degradation parameters from {d.get('degradation_parameter_set')}). "
+                "Charge level: the per-interval estimates summed over each sequence (windows before it filled with "
+                "the cell at rest), against the DFN's `lithium_irreversible` at its end. The `holdout` split is a "
+                "protocol family (pulse trains with rests) no training sequence came from.")

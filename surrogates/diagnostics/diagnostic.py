@@ -16,9 +16,10 @@ last W intervals of N cells in one call. Kinds:
   ``threshold_quantile`` of the validation sequences stay under (per-sequence max over their
   windows), so a score >= 1 means "above threshold": the surrogate/diagnostics are being used
   outside the data they were trained on.
-* ``degradation``: capacity lost [A.h] (lithium inventory, to SEI growth and lithium plating, as
-  the DFN's degradation submodels compute it) in the window's *last* interval. The loss of a
-  whole charge is :meth:`Diagnostic.charge_capacity_lost`. It has no threshold and no ``flag``.
+* ``degradation``: lithium lost for good [A.h] (SEI growth and dead lithium, as the DFN's
+  degradation submodels compute them; not the plated lithium that strips back) in the window's
+  *last* interval. The loss of a
+  whole charge is :meth:`Diagnostic.charge_loss`. It has no threshold and no ``flag``.
 
 What differs between kinds lives in their plug-in classes (:mod:`surrogates.diagnostics.kinds`);
 a :class:`Diagnostic` holds one as ``plugin``.
@@ -186,8 +187,8 @@ class Diagnostic:
         window ending with it (its start filled with the rest the state began from), at O(1) cost."""
         return self.model.stream_step(self._standardise(current, voltage, temperature), state).double().cpu().numpy()
 
-    def charge_capacity_lost(self, current, voltage, temperature, rest_voltage, ambient_temperature) -> np.ndarray:
-        """Capacity lost over whole charges [A.h] ``[B]`` (kind ``degradation``): the estimator slid
+    def charge_loss(self, current, voltage, temperature, rest_voltage, ambient_temperature) -> np.ndarray:
+        """Lithium lost for good over whole charges [A.h] ``[B]`` (kind ``degradation``): the estimator slid
         over every interval, the first windows reaching back into a rest at ``rest_voltage``.
 
         Args:
@@ -197,7 +198,7 @@ class Diagnostic:
             ambient_temperature: ``[B]`` [K], the cell's temperature before the charge.
         """
         if not self.plugin.sums_over_charge:
-            raise ValueError(f"charge_capacity_lost needs a diagnostic whose scores add up over a charge (degradation), "
+            raise ValueError(f"charge_loss needs a diagnostic whose scores add up over a charge (degradation), "
                              f"this is {self.kind}")
         arrs = [np.atleast_2d(np.asarray(a, dtype=np.float64)) for a in (current, voltage, temperature)]
         if len({a.shape for a in arrs}) != 1:

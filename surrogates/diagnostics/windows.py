@@ -13,8 +13,8 @@ Every diagnostic is trained and tested on windows built the way the env serves t
 at every (``stride``-th) interval of a sequence, the first ones reaching back before it, and
 those intervals are filled with the cell at rest (I = 0, V = OCV(soc0), T = ambient), as the env
 fills its history at reset (:func:`rest_padded_windows`, :func:`dataset_windows`). A window's
-plating label looks at its measured intervals only; the degradation target is the
-``capacity_lost`` [A.h] of the window's last interval.
+plating label looks at its measured intervals only; the degradation target is the irreversible
+lithium loss (``lithium_irreversible``, SEI + dead lithium) [A.h] of the window's last interval.
 
 A diagnostic sees only (I, V, T): what a BMS measures. Its inputs are standardised per channel
 with the training split's mean and standard deviation (:class:`Normalizer`), which travels in
@@ -31,8 +31,9 @@ BMS_CHANNELS: tuple[str, ...] = ("current", "voltage", "temperature")
 """The inputs of every diagnostic, in order."""
 LABEL_CHANNEL = "plating_margin_min"
 """The channel the plating label is computed from (never an input)."""
-DEGRADATION_CHANNEL = "capacity_lost"
-"""The channel the degradation target is computed from (cumulative A.h since the sequence start)."""
+DEGRADATION_CHANNEL = "lithium_irreversible"
+"""The channel the degradation target is computed from: lithium lost for good (SEI + dead lithium), cumulative A.h
+since the sequence start. Not ``capacity_lost``, which also counts reversibly plated lithium."""
 
 
 @dataclass
@@ -124,7 +125,7 @@ def rest_padded_windows(arrays: dict[str, np.ndarray], lengths: np.ndarray, rest
     first ``window - 1`` of them reaching back into a rest before the sequence.
 
     Args:
-        arrays: channel -> NaN-padded ``[N, L]``; ``capacity_lost`` [A.h], if present, gives ``target``.
+        arrays: channel -> NaN-padded ``[N, L]``; ``lithium_irreversible`` [A.h], if present, gives ``target``.
         lengths: ``[N]`` valid intervals.
         rest_voltage: ``[N]`` open-circuit voltage [V] at each sequence's initial SOC.
         ambient_temperature: ``[N]`` [K], the cell's temperature before the sequence.
@@ -157,7 +158,7 @@ def rest_padded_windows(arrays: dict[str, np.ndarray], lengths: np.ndarray, rest
     target = None
     if DEGRADATION_CHANNEL in arrays:
         lost = np.asarray(arrays[DEGRADATION_CHANNEL], dtype=np.float64)
-        prev = np.where(end > 0, lost[seq, np.maximum(end - 1, 0)], 0.0)  # capacity_lost is 0 at the reset
+        prev = np.where(end > 0, lost[seq, np.maximum(end - 1, 0)], 0.0)  # cumulative since the reset, where it is 0
         target = lost[seq, end] - prev
     return Windows(x=x, seq=seq, start=end, label=label, target=target)
 

@@ -48,6 +48,30 @@ _C_NEG = "Initial concentration in negative electrode [mol.m-3]"
 _C_POS = "Initial concentration in positive electrode [mol.m-3]"
 
 
+SINCE_RESET = ("capacity_lost", "lithium_irreversible")
+"""Degradation channels counted from ``reset`` (the others are the cell's state)."""
+
+
+def lithium_split(model) -> dict:
+    """The degradation DFN's lithium loss split into what stays lost and what strips back, as PyBaMM expressions [A.h].
+
+    ``Irreversible lithium lost [A.h]``: "Loss of lithium to negative SEI [mol]" (and "... on cracks") plus
+    the dead lithium, "Volume-averaged negative dead lithium concentration [mol.m-3]" times the negative
+    electrode's volume. ``Reversibly plated lithium [A.h]``: "Volume-averaged negative lithium plating
+    concentration [mol.m-3]" times that volume. PyBaMM's "Loss of lithium to negative lithium plating [mol]"
+    is their sum (plated + dead), so the two with the SEI add up to "Total capacity lost to side reactions".
+    """
+    volume = (pybamm.Parameter("Negative electrode thickness [m]") * pybamm.Parameter("Electrode height [m]")
+              * pybamm.Parameter("Electrode width [m]"))
+    to_ah = pybamm.constants.F / SECONDS_PER_HOUR
+    v = model.variables
+    sei = v["Loss of lithium to negative SEI [mol]"] + v["Loss of lithium to negative SEI on cracks [mol]"]
+    dead = v["Volume-averaged negative dead lithium concentration [mol.m-3]"] * volume
+    plated = v["Volume-averaged negative lithium plating concentration [mol.m-3]"] * volume
+    return {PYBAMM_DEGRADATION_VARIABLES["lithium_irreversible"]: (sei + dead) * to_ah,
+            PYBAMM_DEGRADATION_VARIABLES["lithium_plated"]: plated * to_ah}
+
+
 class DFNError(RuntimeError):
     """The DFN could not simulate the requested interval. Call ``reset`` to go on.
 
@@ -111,7 +135,7 @@ class DFNSimulator:
         self.degradation = bool(degradation)
         self.channels: tuple[str, ...] = OUTPUT_CHANNELS + (DEGRADATION_CHANNELS if self.degradation else ())
         self._variables = {**PYBAMM_VARIABLES, **(PYBAMM_DEGRADATION_VARIABLES if self.degradation else {})}
-        self._lost_at_reset = 0.0
+        self._lost_at_reset: dict[str, float] = {}
 
         operating = self.chemistry.parameter_values("operating")
         self.capacity_ah = float(operating["Nominal cell capacity [A.h]"])
@@ -129,6 +153,8 @@ class DFNSimulator:
         params.update({_CURRENT: "[input]", _AMBIENT: "[input]", _T_INIT: "[input]", _C_NEG: "[input]", _C_POS: "[input]"})
         options = {**DFN_OPTIONS, **(DEGRADATION_OPTIONS if self.degradation else {})}
         model = pybamm.lithium_ion.DFN(options=options)
+        if self.degradation:
+            model.variables.update(lithium_split(model))
         model.events.append(
             pybamm.Event(
                 "Maximum temperature [K]",
@@ -202,8 +228,8 @@ class DFNSimulator:
         self._needs_reset = False
         values = {ch: float(probe[var].entries[0]) for ch, var in self._variables.items()}
         if self.degradation:
-            self._lost_at_reset = values["capacity_lost"]
-            values["capacity_lost"] = 0.0
+            self._lost_at_reset = {ch: values[ch] for ch in SINCE_RESET}
+            values.update({ch: 0.0 for ch in SINCE_RESET})
         return {
             **values,
             "soc": self._soc,
@@ -299,8 +325,11 @@ class DFNSimulator:
             if completed == 0:
                 out[ch] = np.empty(0)
                 continue
-            if ch == "capacity_lost":
-                out[ch] = values[n_sub::n_sub] - self._lost_at_reset
+            if ch in SINCE_RESET:
+                out[ch] = values[n_sub::n_sub] - self._lost_at_reset[ch]
+                continue
+            if ch in DEGRADATION_CHANNELS:
+                out[ch] = values[n_sub::n_sub]
                 continue
             windows = np.lib.stride_tricks.sliding_window_view(values, n_sub + 1)[::n_sub]  # (n, n_sub+1)
             out[ch] = values[n_sub::n_sub]

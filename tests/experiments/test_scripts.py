@@ -104,18 +104,29 @@ def test_train_agent_off_policy_algorithms(algo, tmp_path, script):
 
 
 @pytest.mark.slow
-def test_ablate_diagnostics_trains_both_variants_and_judges_them_on_the_degrading_dfn(tmp_path, script):
+def test_ablate_diagnostics_trains_the_variants_and_judges_them_on_the_ground_truth(tmp_path, script):
+    table = Path(__file__).resolve().parents[1] / "support" / "references-2pt.json"
     args = ["--agent", "{total_timesteps: 512, n_envs: 4, eval_freq: 256, eval_episodes: 1, "
-            "hyperparams: {n_steps: 64, batch_size: 128, n_epochs: 1}}",
-            "--starts", "[[0.72, 298.15]]", "--out", str(tmp_path), "--threads", "1", "--progress", "false"]
-    report = script("ablate_diagnostics").main(args)
-    assert set(report["train_minutes"]) == {"without diagnostics", "with diagnostics"}
-    rows = {r["policy"]: r for r in report["rows"]}
-    assert set(rows) == {"without diagnostics", "with diagnostics", "CC-CV 1C (reference)"}
-    for r in rows.values():  # every replay ran on the DFN with its degradation submodels
-        assert r["capacity_lost_mAh"] > 0 and r["estimated_capacity_lost_mAh"] > 0
-    assert rows["CC-CV 1C (reference)"]["reached_target"]
-    assert (tmp_path / "ablation.md").exists() and (tmp_path / "ablation.json").exists()
-    saved = yaml.safe_load((tmp_path / "with-diagnostics" / "config.yml").read_text())
-    assert saved["hyperparams"]["env_kwargs"]["diagnostics"] == ["plating", "degradation"]
-    assert script("ablate_diagnostics").main(args)["train_minutes"] == {}  # finished variants are reused
+            "hyperparams: {n_steps: 64, batch_size: 128, n_epochs: 1}}", "--seeds", "[0]",
+            "--variants", '{"margin, no diagnostics": {"train_env": {"diagnostics": []}}, '
+            '"BMS only + diagnostics": {"env_id": "cellgym/FastChargeBMS-v0"}}',
+            "--references", str(table), "--compare", "false", "--life-soc", "0.7", "--n-cycles", "6",
+            "--out", str(tmp_path), "--threads", "1", "--progress", "false"]
+    runs = script("ablate_diagnostics").main(args)
+    assert set(runs) == {"margin, no diagnostics", "BMS only + diagnostics"}
+    bms = yaml.safe_load((Path(runs["BMS only + diagnostics"][0]) / "config.yml").read_text())
+    assert bms["config"]["env_id"] == "cellgym/FastChargeBMS-v0" and bms["hyperparams"]["env_kwargs"]["w_plating"] == 0.0
+    assert bms["hyperparams"]["env_kwargs"]["diagnostics"] == ["plating", "degradation"]
+    measured = sorted((tmp_path / "policies").glob("*.json"))
+    assert len(measured) == 2
+    for path in measured:  # every charge ran on the DFN with its degradation submodels, with a life after
+        res = json.loads(path.read_text())
+        for row in res["grid"].values():
+            assert row["irreversible_charge_mAh"] > 0 and "plating_exposure_mVmin" in row
+            assert row["estimated_charge_mAh"] == row["estimated_charge_mAh"]  # the estimator's view, beside the DFN's
+        assert all(life["cycles"] == 6 for life in res["life"].values())
+    text = (tmp_path / "degradation.md").read_text()
+    assert "BMS only + diagnostics" in text and (tmp_path / "fronts.png").exists() and (tmp_path / "capacity.png").exists()
+    again = json.loads((tmp_path / "runs.json").read_text())
+    script("ablate_diagnostics").main(args)  # finished runs are reused, measured policies kept
+    assert json.loads((tmp_path / "runs.json").read_text())["train_minutes"] == {} and again["train_minutes"]

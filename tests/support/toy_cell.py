@@ -20,7 +20,7 @@ def toy_dataset(n: int = 60, length: int = 72, seed: int = 0, slope: float = 0.8
     L = length + 8
     arrays = {k: np.full((n, L), np.nan, np.float32) for k in
               ("current", "ambient_temperature", "voltage", "temperature", "plating_margin", "soc",
-               "voltage_max", "temperature_max", "plating_margin_min", "capacity_lost")}
+               "voltage_max", "temperature_max", "plating_margin_min", "capacity_lost", "lithium_irreversible")}
     lengths = np.where(np.arange(n) % 10 == 9, 20, length).astype(np.int32)  # some shorter than a window
     soc0 = rng.uniform(0.1, 0.5, n)
     amb = rng.uniform(288.0, 308.0, n)
@@ -36,10 +36,10 @@ def toy_dataset(n: int = 60, length: int = 72, seed: int = 0, slope: float = 0.8
         v = 3.3 + slope * soc - resistance * cur
         eta = 0.25 - 0.3 * soc + 0.008 * cur + 0.002 * (temp - 298.0)
         m = lengths[i]
-        # capacity lost per interval: SEI-like (grows with SOC and T) plus plating-like (charging below eta = 0)
+        # lithium lost for good per interval: SEI-like (grows with SOC and T) plus plating-like (charging below eta = 0)
         loss = 1e-6 * (1 + soc) * np.exp((temp - 298.0) / 20) + 2e-5 * np.maximum(0.0, -eta) * np.abs(cur)
         for name, val in (("current", cur), ("voltage", v), ("temperature", temp), ("plating_margin", eta), ("soc", soc),
-                          ("capacity_lost", np.cumsum(loss)),
+                          ("capacity_lost", np.cumsum(loss)), ("lithium_irreversible", np.cumsum(loss)),
                           ("voltage_max", v), ("temperature_max", temp), ("plating_margin_min", eta - 0.01),
                           ("ambient_temperature", np.full(m, amb[i]))):
             arrays[name][i, :m] = val

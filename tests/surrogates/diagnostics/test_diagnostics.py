@@ -266,21 +266,21 @@ def test_degradation_estimator_overfits_charge_losses(tmp_path, toy):
     assert m["val"]["charge_r2"] > 0.9 and m["test"]["charge_r2"] > 0.9
     d = load_diagnostic("degradation", "nmc", path=tmp_path / "deg")
     assert d.kind == "degradation" and d.window == 16
-    # summing the per-interval scores over a charge = charge_capacity_lost, which pads the start with rest
+    # summing the per-interval scores over a charge = charge_loss, which pads the start with rest
     i = int(np.flatnonzero(toy.lengths >= 40)[0])
     L = int(toy.lengths[i])
     cur, volt, temp = (toy.arrays[k][i, :L].astype(np.float64) for k in ("current", "voltage", "temperature"))
     rest_v, amb = float(initial_rest_voltage(toy)[i]), float(toy.initial["ambient_temperature"][i])
-    total = d.charge_capacity_lost(cur, volt, temp, rest_v, amb)
+    total = d.charge_loss(cur, volt, temp, rest_v, amb)
     hist = lambda a, r: np.concatenate([np.full(15, r), a])  # noqa: E731
     per = [d.score(hist(cur, 0.0)[k:k + 16], hist(volt, rest_v)[k:k + 16], hist(temp, amb)[k:k + 16])[0] for k in range(L)]
     assert total.shape == (1,) and total[0] == pytest.approx(sum(per), rel=1e-5)
-    true = float(toy.arrays["capacity_lost"][i, L - 1])
+    true = float(toy.arrays["lithium_irreversible"][i, L - 1])
     assert total[0] == pytest.approx(true, rel=0.15)
     with pytest.raises(ValueError, match="inside a trace"):
         bad = volt.copy()
         bad[3] = np.nan
-        d.charge_capacity_lost(cur, bad, temp, rest_v, amb)
+        d.charge_loss(cur, bad, temp, rest_v, amb)
 
 
 def test_degradation_streaming_equals_window_scores():
@@ -299,7 +299,7 @@ def test_degradation_streaming_equals_window_scores():
         hist = lambda a, r: np.concatenate([np.repeat(r[:, None], 31, axis=1), a], axis=1)[:, k:k + 32]  # noqa: E731
         np.testing.assert_allclose(streamed[:, k], d.score(hist(cur, np.zeros(N)), hist(volt, rest_v), hist(temp, amb)),
                                    rtol=1e-4, atol=1e-9)
-    np.testing.assert_allclose(streamed.sum(axis=1), d.charge_capacity_lost(cur, volt, temp, rest_v, amb), rtol=1e-4)
+    np.testing.assert_allclose(streamed.sum(axis=1), d.charge_loss(cur, volt, temp, rest_v, amb), rtol=1e-4)
     # a reset row starts again from rest; the others go on untouched
     d.stream_reset_rows(state, [1], [3.6], [300.0])
     fresh = d.stream_init([3.6], [300.0])
@@ -311,8 +311,8 @@ def test_degradation_streaming_equals_window_scores():
 
 def test_degradation_training_needs_a_degradation_dataset(tmp_path, toy):
     plain = toy.subset(np.arange(len(toy)))
-    del plain.arrays["capacity_lost"]
-    with pytest.raises(ValueError, match="capacity_lost.*degradation_data.yml"):
+    del plain.arrays["lithium_irreversible"]  # as in a dataset made before the channel existed
+    with pytest.raises(ValueError, match="lithium_irreversible.*degradation_data.yml"):
         train_diagnostic(_cfg("degradation", tmp_path / "deg"), dataset=plain)
 
 

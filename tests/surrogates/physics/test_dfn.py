@@ -4,7 +4,7 @@ import numpy as np
 import pybamm
 import pytest
 
-from surrogates.common.channels import OUTPUT_CHANNELS
+from surrogates.common.channels import DEGRADATION_CHANNELS, OUTPUT_CHANNELS
 from surrogates.physics.dfn import DFNSimulator, DFNSolverError, SimulationWindowError
 from surrogates.physics.reference import experiment_voltage
 
@@ -107,8 +107,13 @@ def test_degradation_model_records_capacity_lost_against_pybamm(nmc):
     lithium-inventory loss since reset, and the cell's voltage stays that of the plain DFN."""
     deg = DFNSimulator("nmc", dt=10.0, degradation=True)
     first = deg.reset(0.2, 298.15)
-    assert first["capacity_lost"] == 0.0 and set(first) == set(OUTPUT_CHANNELS) | {"capacity_lost"}
-    slow = deg.run(-5.0, 60)["capacity_lost"]  # 1C, 10 min
+    assert first["capacity_lost"] == 0.0 and set(first) == set(OUTPUT_CHANNELS) | set(DEGRADATION_CHANNELS)
+    charge = deg.run(-5.0, 60)  # 1C, 10 min
+    slow = charge["capacity_lost"]
+    assert np.all(np.diff(charge["lithium_irreversible"]) > 0)
+    rest = deg.run(0.0, 360)  # 1 h: plated lithium strips back, what is lost for good stays lost
+    assert rest["lithium_plated"][-1] < 0.5 * charge["lithium_plated"][-1]
+    assert rest["lithium_irreversible"][-1] > charge["lithium_irreversible"][-1]
     assert np.all(np.diff(slow) > 0) and 1e-4 < slow[-1] < 1e-2  # A.h: 0.1 to 10 mA.h in 10 min
     deg.reset(0.2, 298.15)
     fast = deg.run(-10.0, 30)["capacity_lost"]  # 2C, the same charge in 5 min
@@ -125,6 +130,14 @@ def test_degradation_model_records_capacity_lost_against_pybamm(nmc):
     sol = pybamm.Simulation(model, parameter_values=params).solve([0, 600.0])
     ref = sol["Total capacity lost to side reactions [A.h]"](np.arange(0, 601, 10.0))
     np.testing.assert_allclose(slow, ref[1:] - ref[0], rtol=2e-2)
+    # the split: SEI + dead lithium (for good) and the reversibly plated lithium add up to PyBaMM's total;
+    # the plated part is PyBaMM's "Loss of capacity to negative lithium plating" less the dead lithium
+    np.testing.assert_allclose(charge["lithium_irreversible"] + charge["lithium_plated"] - first["lithium_plated"], slow,
+                               rtol=1e-6, atol=1e-12)
+    sei = sol["Loss of capacity to negative SEI [A.h]"](np.arange(0, 601, 10.0))
+    plating = sol["Loss of capacity to negative lithium plating [A.h]"](np.arange(0, 601, 10.0))
+    np.testing.assert_allclose(charge["lithium_plated"], plating[1:] - (charge["lithium_irreversible"] - (sei[1:] - sei[0])),
+                               rtol=2e-2, atol=1e-7)
 
     nmc.reset(0.2, 298.15)
     plain = nmc.run(-5.0, 60)["voltage"]

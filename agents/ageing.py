@@ -1,0 +1,260 @@
+"""Ground-truth degradation of a charge: one cycle on the degradation DFN, and the same cycle over life.
+
+Glossary (units as in :mod:`surrogates.common.channels`; the DFN's lithium split is
+:func:`surrogates.physics.dfn.lithium_split`):
+
+    cycle               the policy's charge from the start SOC to the target (closed loop, on the DFN with
+                        SEI growth and partially reversible plating), 1 h rest, 1C discharge to the cell's
+                        v_min, 1 h rest
+    irreversible loss   lithium lost for good over the cycle [mA.h]: the change of ``lithium_irreversible``
+                        (PyBaMM's "Loss of lithium to negative SEI [mol]" plus the dead lithium). What a fast
+                        charge costs in capacity.
+    total lost          the change of PyBaMM's "Total capacity lost to side reactions [A.h]" over the cycle:
+                        the irreversible loss plus whatever plated lithium has not stripped back by the end
+    plating exposure    the hazard, kept apart from the loss: minutes with the plating margin below 0 V in an
+                        interval (its sub-sampled minimum), how far below integrated over time [mV.min], and
+                        the peak reversibly plated lithium during the charge above the cell's at the start
+                        (at rest) [mA.h]
+    life                the cycle repeated ``n_cycles`` times with the charge's C-rate profile replayed open
+                        loop (averaged over ``segment_s``) and the discharge taking back exactly what the
+                        charge put in, so every charge starts at the same SOC
+    retention           1 - (irreversible lithium lost) / nominal capacity: the capacity a lithium-inventory-
+                        limited cell keeps (the only fade mechanism these submodels have)
+    cycles to 90 %      the cycle at which retention reaches 0.9; beyond the simulated cycles it is
+                        extrapolated with a power law ``a * n**b`` fitted to the irreversible loss of cycles
+                        ``n >= FIT_FROM`` (SEI growth limited by solvent diffusion goes as sqrt(time))
+
+The first cycle starts a fresh cell (the parameter set's initial SEI, no plated lithium), so every policy
+is charged on the same cell.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from agents.evaluation import Start, rollout, summarize
+
+REST_S = 3600.0
+"""Rest after the charge and after the discharge [s]."""
+DISCHARGE_C = 1.0
+"""Discharge C-rate of the cycle [1/h]."""
+RETENTION_END = 0.9
+"""End of life: retention 90 %."""
+FIT_FROM = 5
+"""First cycle of the power-law fit (the first cycles of a fresh cell grow SEI faster than the law)."""
+DEGRADATION = {"degradation": True}
+"""``pybamm_options`` of the env whose DFN computes the ground truth."""
+
+
+@dataclass(frozen=True)
+class LifeConfig:
+    """The repeated cycle (defaults: what ``experiments/measure_degradation.py`` reports)."""
+
+    n_cycles: int = 100
+    """Cycles simulated."""
+    segment_s: float = 60.0
+    """The charge's C-rate profile is replayed as its means over segments this long [s] (one DFN solve each)."""
+
+
+def _run_to_voltage(sim, current: float, v_cut: float, chunk: int = 30) -> int:
+    """Discharge ``sim`` at ``current`` [A] until the voltage at an interval's end reaches ``v_cut`` [V].
+
+    Chunks of ``chunk`` intervals are solved at once and the last one is stepped interval by interval.
+    Where ``v_cut`` is also the edge of the simulation window, the interval that would cross it is
+    taken back: the cell stops within one interval of ``v_cut``. Returns the intervals run.
+    """
+    from surrogates.physics.dfn import SimulationWindowError
+
+    steps = 0
+    while True:
+        snap = sim.snapshot()
+        try:
+            if sim.run(current, chunk)["voltage"].min() > v_cut:
+                steps += chunk
+                continue
+        except SimulationWindowError:
+            pass
+        sim.restore(snap)
+        while True:
+            snap = sim.snapshot()
+            try:
+                v = sim.step(current)["voltage"]
+            except SimulationWindowError:
+                sim.restore(snap)
+                return steps
+            steps += 1
+            if v <= v_cut:
+                return steps
+
+
+def finish_cycle(sim, rest_s: float = REST_S) -> dict[str, float]:
+    """Complete a cycle after the charge: rest, 1C discharge to the cell's v_min, rest. The channels at the end."""
+    n_rest = max(1, int(round(rest_s / sim.dt)))
+    sim.run(0.0, n_rest)
+    _run_to_voltage(sim, DISCHARGE_C * sim.one_c, sim.chemistry.v_min)
+    out = sim.run(0.0, n_rest)
+    return {k: float(v[-1]) for k, v in out.items()}
+
+
+def exposure(trace: dict, dt: float) -> dict[str, float]:
+    """Plating exposure of a charge trace (:func:`agents.evaluation.rollout` on the degradation DFN)."""
+    steps = slice(1, None)
+    below = np.maximum(-trace["plating_margin_min"][steps], 0.0)  # V below 0
+    plated = trace["lithium_plated"]
+    return {
+        "plating_time_min": float(np.sum(below > 0) * dt / 60.0),
+        "plating_exposure_mVmin": float(np.sum(below) * 1e3 * dt / 60.0),
+        "plated_peak_mAh": float(1e3 * (np.nanmax(plated) - plated[0])),
+    }
+
+
+def cycle(policy, env, start: Start, estimator=None) -> tuple[dict, dict]:
+    """One ground-truth cycle of ``policy`` from ``start`` on ``env`` (a ``FastChargeEnv`` on the pybamm
+    backend with ``pybamm_options=DEGRADATION``). Returns the charge's trace and its row:
+    :func:`agents.evaluation.summarize`'s columns plus ``irreversible_charge_mAh`` (during the charge),
+    ``irreversible_cycle_mAh``, ``total_lost_cycle_mAh``, ``plated_end_mAh`` and the plating exposure.
+    A charge that did not reach the target (or failed) gets NaN cycle figures. With ``estimator`` (the degradation
+    diagnostic), ``estimated_charge_mAh`` is its estimate of ``irreversible_charge_mAh`` from the charge's I, V, T.
+    """
+    env = env.unwrapped
+    trace = rollout(policy, env, start)
+    sim = getattr(env.backend, "sim", None)
+    if sim is None or not sim.degradation:
+        raise ValueError("the ground-truth cycle needs the pybamm backend with pybamm_options={'degradation': True}")
+    row = {**summarize(trace, env.config), **exposure(trace, env.config.dt),
+           "irreversible_charge_mAh": float(1e3 * trace["lithium_irreversible"][-1]),
+           "c_rate_profile": [round(float(c), 3) for c in trace["c_rate"][1:]]}
+    if estimator is not None:
+        n = int(np.isfinite(trace["lithium_irreversible"]).sum())  # a failed interval measured nothing
+        est = estimator.charge_loss(trace["current"][1:n], trace["voltage"][1:n], trace["temperature"][1:n],
+                                    trace["voltage"][0], trace["temperature"][0])
+        row["estimated_charge_mAh"] = float(1e3 * est[0])
+    end = {"lithium_irreversible": math.nan, "capacity_lost": math.nan, "lithium_plated": math.nan}
+    if row["reached_target"] and not row["solver_failure"]:
+        end = finish_cycle(sim)
+    row.update(irreversible_cycle_mAh=1e3 * end["lithium_irreversible"], total_lost_cycle_mAh=1e3 * end["capacity_lost"],
+               plated_end_mAh=1e3 * end["lithium_plated"])
+    return trace, row
+
+
+def segments(c_rate_profile, dt: float, segment_s: float, tolerance: float = 1e-3) -> list[tuple[float, int]]:
+    """A per-interval C-rate profile -> (mean C-rate, intervals) per segment of ``segment_s``, neighbours
+    within ``tolerance`` [1/h] merged (a CC phase is one solve); the charge is kept exactly."""
+    c = np.asarray(c_rate_profile, dtype=np.float64)
+    k = max(1, int(round(segment_s / dt)))
+    out: list[tuple[float, int]] = []
+    for i in range(0, len(c), k):
+        rate, n = float(c[i:i + k].mean()), len(c[i:i + k])
+        if out and abs(out[-1][0] - rate) <= tolerance:
+            r0, n0 = out[-1]
+            out[-1] = ((r0 * n0 + rate * n) / (n0 + n), n0 + n)
+        else:
+            out.append((rate, n))
+    return out
+
+
+def _run_for(sim, current: float, intervals: float) -> None:
+    """``current`` [A] for a possibly fractional number of intervals: the fraction as the same charge in one interval."""
+    whole = int(intervals + 1e-9)
+    if whole:
+        sim.run(current, whole)
+    if intervals - whole > 1e-9:
+        sim.run(current * (intervals - whole), 1)
+
+
+def life(c_rate_profile, start: Start, chemistry: str = "nmc", dt: float = 10.0, config: LifeConfig = LifeConfig(),
+         progress: bool = False) -> dict:
+    """The cycle repeated with the charge's ``c_rate_profile`` (charging C-rate [1/h] per interval of ``dt``).
+
+    Returns ``irreversible_mAh`` (after each cycle, ``[n]``), ``retention`` ``[n]``, ``fade_per_100``
+    [%] (over the first 100 cycles, or scaled from fewer), ``cycles_to_90`` (extrapolated where
+    ``extrapolated``), the power law's ``fit`` (a [A.h], b) and ``cycles`` completed (fewer than asked if the
+    replayed charge left the simulation window as the cell aged; ``stopped`` then says why).
+    """
+    from tqdm.auto import tqdm
+
+    from surrogates.physics.dfn import DFNError, DFNSimulator
+
+    # the life's simulator steps whole segments: fewer output samples per solve, same solution
+    k = max(1, int(round(config.segment_s / dt)))
+    segs = [(c, n / k) for c, n in segments(c_rate_profile, dt, config.segment_s)]  # n in segments, maybe fractional
+    dt = dt * k
+    sim = DFNSimulator(chemistry, dt=dt, degradation=True, substeps=1)
+    sim.reset(start.soc, start.ambient_temperature)
+    one_c = sim.one_c
+    charged_steps = sum(c * n for c, n in segs) / DISCHARGE_C  # intervals of 1C discharge that give it back
+    n_rest = int(round(REST_S / dt))
+    lost, stopped = [], None
+    for _ in tqdm(range(config.n_cycles), desc="life", unit="cycle", disable=not progress, leave=False):
+        try:
+            for c, n in segs:
+                _run_for(sim, -c * one_c, n)
+            sim.run(0.0, n_rest)
+            _run_for(sim, DISCHARGE_C * one_c, charged_steps)
+            out = sim.run(0.0, n_rest)
+        except DFNError as err:
+            stopped = f"{type(err).__name__} in cycle {len(lost) + 1}: {err}"
+            break
+        lost.append(float(out["lithium_irreversible"][-1]))
+    q = np.asarray(lost)
+    cap = sim.capacity_ah
+    result = {"cycles": len(q), "irreversible_mAh": (1e3 * q).tolist(), "retention": (1.0 - q / cap).tolist(),
+              "stopped": stopped, "start": [start.soc, start.ambient_temperature], "segment_s": config.segment_s}
+    result.update(fade_and_end_of_life(q, cap))
+    return result
+
+
+LIFE_STARTS: tuple[Start, ...] = (Start(0.1, 298.15), Start(0.1, 313.15))
+"""Where life is simulated: the headline start at 25 C and at the grid's hottest ambient (40 C)."""
+
+
+def measure(policy_at, env, starts, life_starts=LIFE_STARTS, life_config: LifeConfig = LifeConfig(),
+            progress: bool = False, estimator=None) -> dict:
+    """A policy's ground truth: one :func:`cycle` per start and :func:`life` at ``life_starts`` (which must be
+    among ``starts``; a start whose charge failed gets no life).
+
+    ``policy_at(start)`` -> the policy to charge from ``start`` (a tuned protocol differs per start);
+    ``env``: the env on the degradation DFN (:data:`DEGRADATION`). Returns ``{"grid": {point key: row},
+    "life": {point key: life result}}``. ``estimator``: see :func:`cycle`.
+    """
+    from tqdm.auto import tqdm
+
+    from agents.references import point_key
+
+    config = env.unwrapped.config
+    grid = {}
+    for start in tqdm(starts, desc="cycles", unit="charge", disable=not progress, leave=False):
+        _, grid[point_key(start)] = cycle(policy_at(start), env, start, estimator)
+    lives = {}
+    for start in life_starts:
+        row = grid[point_key(start)]
+        if row["reached_target"] and math.isfinite(row["irreversible_cycle_mAh"]):
+            lives[point_key(start)] = life(row["c_rate_profile"], start, config.chemistry, config.dt, life_config, progress)
+    return {"grid": grid, "life": lives}
+
+
+def fade_and_end_of_life(lost_ah: np.ndarray, capacity_ah: float) -> dict:
+    """Fade per 100 cycles [%] and cycles to 90 % retention from the irreversible loss after each cycle [A.h]."""
+    n = np.arange(1, len(lost_ah) + 1, dtype=np.float64)
+    if len(lost_ah) == 0:
+        return {"fade_per_100": math.nan, "cycles_to_90": math.nan, "extrapolated": True, "fit": None}
+    m = min(len(lost_ah), 100)
+    fade = 100.0 * lost_ah[m - 1] / capacity_ah * 100.0 / m
+    target = (1.0 - RETENTION_END) * capacity_ah
+    reached = np.nonzero(lost_ah >= target)[0]
+    if len(reached):
+        return {"fade_per_100": float(fade), "cycles_to_90": float(reached[0] + 1), "extrapolated": False, "fit": None}
+    use = (n >= FIT_FROM) & (lost_ah > 0)
+    if use.sum() < 3:
+        return {"fade_per_100": float(fade), "cycles_to_90": math.nan, "extrapolated": True, "fit": None}
+    b, log_a = np.polyfit(np.log(n[use]), np.log(lost_ah[use]), 1)
+    a = math.exp(log_a)
+    return {"fade_per_100": float(fade), "cycles_to_90": float((target / a) ** (1.0 / b)) if b > 0 else math.inf,
+            "extrapolated": True, "fit": [a, float(b)]}
+
+
+__all__ = ["measure", "LIFE_STARTS", "cycle", "finish_cycle", "exposure", "life", "segments", "fade_and_end_of_life", "LifeConfig",
+           "DEGRADATION", "REST_S", "DISCHARGE_C"]

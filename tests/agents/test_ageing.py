@@ -1,0 +1,85 @@
+"""Ground-truth degradation: the cycle on the degradation DFN, life by replay, fade and end of life, the report."""
+
+from __future__ import annotations
+
+import math
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+import envs
+from agents.ageing import DEGRADATION, LifeConfig, cycle, fade_and_end_of_life, life, segments
+from agents.baselines import CCCVPolicy
+from agents.degradation_report import plot_capacity, plot_fronts, report
+from agents.evaluation import CV_MARGIN, Start
+from agents.references import point_key
+
+
+def test_segments_keep_the_charge_and_merge_a_cc_phase():
+    profile = [1.0] * 30 + list(np.linspace(1.0, 0.2, 25))
+    segs = segments(profile, dt=10.0, segment_s=60.0)
+    assert math.isclose(sum(c * n for c, n in segs), sum(profile), rel_tol=1e-12)
+    assert sum(n for _, n in segs) == len(profile)
+    assert segs[0] == (1.0, 30)  # five 1-minute segments of the CC phase are one solve
+
+
+def test_end_of_life_is_found_or_extrapolated_by_the_power_law():
+    n = np.arange(1, 101, dtype=np.float64)
+    cap = 5.0
+    lost = 2e-4 * n ** 0.8  # A.h
+    out = fade_and_end_of_life(lost, cap)
+    assert out["extrapolated"]
+    assert math.isclose(out["cycles_to_90"], (0.5 / 2e-4) ** (1 / 0.8), rel_tol=1e-6)
+    assert math.isclose(out["fade_per_100"], 100 * lost[-1] / cap, rel_tol=1e-12)
+    reached = fade_and_end_of_life(np.linspace(0.01, 0.6, 60), cap)  # 10 % of 5 A.h lost within the cycles
+    assert not reached["extrapolated"] and reached["cycles_to_90"] == float(np.argmax(np.linspace(0.01, 0.6, 60) >= 0.5) + 1)
+    assert math.isclose(reached["fade_per_100"], 100 * 0.6 / cap * 100 / 60, rel_tol=1e-12)
+
+
+@pytest.fixture(scope="module")
+def env():
+    e = gym.make(envs.FAST_CHARGE_ID, chemistry="nmc", backend="pybamm", pybamm_options=DEGRADATION, soc_target=0.5)
+    yield e
+    e.close()
+
+
+@pytest.mark.slow
+def test_a_cycle_keeps_the_irreversible_loss_apart_from_plated_lithium(env):
+    config = env.unwrapped.config
+    policy = CCCVPolicy(1.5, v_max=config.v_max - CV_MARGIN, config=config)
+    start = Start(0.3, 288.15)
+    trace, row = cycle(policy, env, start)
+    sim = env.unwrapped.backend.sim
+    assert row["reached_target"]
+    # the discharge stopped within one interval of v_min, after which the cell rested an hour
+    assert 0 < row["irreversible_charge_mAh"] < row["irreversible_cycle_mAh"] < 1.0
+    # plated lithium formed in the charge and stripped back by the end: the cycle's total loss is what stays lost
+    assert row["plated_peak_mAh"] > 5.0 and abs(row["plated_end_mAh"]) < 0.01
+    assert math.isclose(row["total_lost_cycle_mAh"], row["irreversible_cycle_mAh"] + row["plated_end_mAh"], abs_tol=1e-6)
+    below = np.maximum(-trace["plating_margin_min"][1:], 0.0)
+    assert math.isclose(row["plating_exposure_mVmin"], below.sum() * 1e3 * config.dt / 60, rel_tol=1e-12)
+    assert row["plating_time_min"] == (below > 0).sum() * config.dt / 60
+    assert sim.soc < 0.1  # the discharge went down to v_min
+
+    # life: the same charge repeated; the loss per cycle falls as SEI thickens, and the first cycle matches the
+    # closed-loop one up to the discharge depth (to v_min there, back to the start SOC here)
+    lf = life(row["c_rate_profile"], start, "nmc", config.dt, LifeConfig(n_cycles=8))
+    q = np.diff([0.0] + lf["irreversible_mAh"])
+    assert lf["cycles"] == 8 and np.all(q > 0) and np.all(np.diff(q) < 0)
+    assert abs(q[0] - row["irreversible_cycle_mAh"]) < 0.3 * row["irreversible_cycle_mAh"]
+    assert lf["extrapolated"] and lf["cycles_to_90"] > 100 and np.all(np.diff(lf["retention"]) < 0)
+
+    # the report and its figures read these results
+    results = {"CC-CV 1.5C": {"grid": {point_key(start): row}, "life": {point_key(start): lf},
+                              "settings": {"family": "CC-CV"}}}
+    text = report(results, [start])
+    assert "CC-CV 1.5C" in text and f"{row['irreversible_cycle_mAh']:.3f}" in text
+    assert plot_fronts(results, starts=(start,)) is not None and plot_capacity(results, starts=(start,)) is not None
+
+
+def test_the_cycle_refuses_an_env_without_the_degradation_model():
+    e = gym.make(envs.FAST_CHARGE_ID, chemistry="nmc", backend="surrogate", soc_target=0.12)
+    policy = CCCVPolicy(1.0, config=e.unwrapped.config)
+    with pytest.raises(ValueError, match="degradation"):
+        cycle(policy, e, Start(0.1, 298.15))
