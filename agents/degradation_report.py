@@ -184,8 +184,8 @@ def report(results: dict, starts: list[Start], life_starts=LIFE_STARTS) -> str:
         "1C discharge to v_min, 1 h rest, from a fresh cell. Loss/cycle: the irreversible lithium lost over the cycle "
         "(SEI + dead lithium) [mA.h]. Exposure: the plating margin below 0 V integrated over the charge [mV.min]. "
         "Life: the charge's profile replayed open loop, the discharge giving back the charge; fade per 100 cycles and "
-        "cycles to 90 % retention (retention = 1 - irreversible loss / nominal capacity; `~`: extrapolated with a power "
-        "law fitted to the simulated cycles). Times and losses count the charges that reached 80 %; `!` marks a charge "
+        "cycles to 90 % retention (retention = 1 - irreversible loss / nominal capacity; `~`: extrapolated with the law of "
+        "solvent-diffusion-limited SEI growth, a (sqrt(1 + n/b) - 1), fitted to the simulated cycles). Times and losses count the charges that reached 80 %; `!` marks a charge "
         "that broke a limit on the way (plating margin, temperature or voltage: see `safe points`).\n\n"
         + summary_table(results, life_starts) + "\n\n## Per grid point: charge time [min] / loss per cycle "
         "[mA.h] / plating exposure [mV.min]\n\n" + grid_table(results, starts) + "\n")

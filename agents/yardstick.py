@@ -27,6 +27,7 @@ import numpy as np
 
 from agents.evaluation import Start, charge_row, limit_slack, plot_traces, rollout, save_figure
 from agents.references import REFERENCES, load_references, point_key, reference_starts
+from surrogates.physics.chemistry import get_chemistry
 from surrogates.common.tables import markdown_table
 
 AGENT = "agent"
@@ -199,9 +200,17 @@ class ProfilePolicy:
 
 
 def evaluate_run(run_dir, backend: str = "pybamm", references=None, out_name: str = "evaluation",
-                 surrogate_gap: bool = True, extra: dict | None = None, progress: bool = True) -> dict:
+                 surrogate_gap: bool = True, extra: dict | None = None, progress: bool = True,
+                 degradation: bool = True, life_cycles: int = 0) -> dict:
     """Replay a run's policy over the reference grid on ``backend``; write ``<out_name>.md/.png/.json``
     and ``<out_name>-profile.png`` in the run folder; print the table. The report (summary and rows).
+
+    With ``degradation`` (and a pybamm backend, for a cell with degradation parameters), the policy's ground
+    truth follows (:func:`agents.ageing.measure`: irreversible loss per cycle and plating exposure over the grid,
+    life at 10 % SOC, 25 C and the hottest ambient) beside the committed baselines'
+    (``experiments/measure_degradation.py``): a section of ``<out_name>.md``, ``<out_name>-fronts.png`` (charge
+    time vs loss) and ``<out_name>-capacity.png`` (capacity vs cycle), and ``"degradation"`` in the report.
+    ``life_cycles``: cycles of each life (0: the baselines', for a like-for-like fade).
 
     The envs use the run's shared env settings (``config.env``) with the env's own limits, not the
     training env's tightened ones; the references (``references``: a table's path, default the
@@ -259,16 +268,69 @@ def evaluate_run(run_dir, backend: str = "pybamm", references=None, out_name: st
             (f"{backend} [min]", lambda g: _min(g[backend])),
             ("gap", lambda g: f"{g['gap']:+.1f} %" if math.isfinite(g["gap"]) else "-"),
         ]) + "\n"
-    (run_dir / f"{out_name}.md").write_text(text)
     plot_grid(scored, run_dir / f"{out_name}.png", title=f"{algo} ({run_dir.name}) vs references, {backend}",
               name=f"agent ({algo})")
     if traces:
         plot_traces(traces, config, run_dir / f"{out_name}-profile.png", title=f"{PROFILE_START.label}, {backend}")
+    ground_truth = None
+    if degradation and backend == "pybamm" and get_chemistry(rc["chemistry"]).degradation_parameter_set:
+        ground_truth, section = degradation_section(agent, rc, table, starts, run_dir, out_name, progress, life_cycles)
+        text += section
+    (run_dir / f"{out_name}.md").write_text(text)
     print(text)
     report = {"backend": backend, "algo": rc["algo"], "seed": rc["seed"], "summary": summary, "rows": {r["key"]: r["row"] for r in scored},
-              "surrogate_gap": gaps, **(extra or {})}
+              "surrogate_gap": gaps, "degradation": ground_truth, **(extra or {})}
     (run_dir / f"{out_name}.json").write_text(json.dumps(report, indent=1, default=float))
     return report
+
+
+def degradation_section(agent, rc: dict, table: dict, starts: list[Start], run_dir: Path, out_name: str,
+                        progress: bool, life_cycles: int = 0) -> tuple[dict, str]:
+    """The agent's ground truth beside the committed baselines': its results and the markdown section."""
+    import gymnasium as gym
+
+    import envs
+    from agents.ageing import DEGRADATION, LifeConfig, measure
+    from agents.degradation_report import load_baselines, plot_capacity, plot_fronts, summary_table
+    from surrogates.diagnostics import load_diagnostic
+
+    baselines = load_baselines(rc["chemistry"])
+    socs = sorted({s.soc for s in starts})
+    soc = 0.1 if 0.1 in socs else socs[0]  # the headline start where the grid has it
+    life_starts = [Start(soc, t) for t in sorted({298.15, max(s.ambient_temperature for s in starts)})]
+    env = gym.make(envs.FAST_CHARGE_ID, chemistry=rc["chemistry"], backend="pybamm", surrogate=rc["surrogate"],
+                   pybamm_options=DEGRADATION, **rc["env"])
+    try:
+        estimator = load_diagnostic("degradation", rc["chemistry"])
+    except FileNotFoundError:
+        estimator = None
+    name = f"agent ({rc['algo'].upper()})"
+    life_config = LifeConfig(**next(iter(baselines.values()))["settings"]["life"]) if baselines else LifeConfig()
+    if life_cycles:
+        life_config = LifeConfig(n_cycles=life_cycles, segment_s=life_config.segment_s)
+    res = measure(lambda start: agent, env, starts, life_starts, life_config, progress=progress, estimator=estimator)
+    env.close()
+    res["settings"] = {"family": "agent", "name": name}
+    results = {name: res, **baselines}
+    for r in results.values():
+        r["yardstick"] = score(r["grid"], table)[1]
+    plot_fronts(results, run_dir / f"{out_name}-fronts.png", life_starts)
+    plot_capacity(results, run_dir / f"{out_name}-capacity.png", life_starts)
+    est = [r.get("estimated_charge_mAh") for r in res["grid"].values()]
+    true = [r["irreversible_charge_mAh"] for r in res["grid"].values()]
+    est_line = ""
+    if estimator is not None and all(e is not None and math.isfinite(e) for e in est):
+        est_line = (f" The degradation estimator, from the charges' I, V, T, puts the agent's loss during the charges at "
+                    f"{np.mean(est):.3f} mA.h on average; the DFN at {np.mean(true):.3f}.")
+    text = ("\n## Degradation on the DFN (SEI + partially reversible plating)\n\n"
+            "Each charge of the grid again on the DFN with its degradation submodels, then 1 h rest, 1C discharge to "
+            "v_min, 1 h rest (loss/cycle: lithium lost for good, SEI + dead lithium); plating exposure: the margin below "
+            "0 V integrated over the charge; life: the charge replayed for "
+            f"{life_config.n_cycles} cycles from {', '.join(s.label for s in life_starts)} "
+            "(`~`: cycles to 90 % extrapolated). Baselines from "
+            f"`{'experiments/measure_degradation.py --ship' if baselines else 'none committed for this cell'}`."
+            + est_line + "\n\n" + summary_table(results, life_starts) + "\n")
+    return res, text
 
 
 COMPARED = (("geo_mean_ratio", "geo-mean ratio to oracle", "{:.3f}"), ("worst_ratio", "worst ratio", "{:.3f}"),

@@ -53,7 +53,7 @@ class AblationConfig:
         "BMS only + diagnostics": {"env_id": envs.FAST_CHARGE_BMS_ID},
     })
     """Variant name -> overrides of AgentConfig over ``agent`` (``env_id``; ``train_env``: keyword arguments over the
-    hyperparameter file's env_kwargs, e.g. diagnostics and their weights)."""
+    hyperparameter file's env_kwargs, e.g. diagnostics and their weights; ``seeds``: this variant's own seeds)."""
     seeds: list = field(default_factory=lambda: [0, 1, 2])
     """Seeds trained per variant."""
     n_cycles: int = 100
@@ -93,18 +93,21 @@ def main(argv=None) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.yml").write_text(yaml.safe_dump(asdict(cfg), sort_keys=False))
 
-    # -- train each variant and seed (or reuse a finished run with the same settings)
-    runs, train_minutes = {}, {}
-    for name, settings in cfg.variants.items():
-        for seed in cfg.seeds:
-            agent_cfg = variant_config(cfg, name, settings, seed)
+    # -- train each variant and seed (or reuse a finished run with the same settings); seed-major, so that a
+    #    stopped ablation has every variant at its first seeds
+    runs, train_minutes = {name: [] for name in cfg.variants}, {}
+    for seed in sorted({s for settings in cfg.variants.values() for s in settings.get("seeds", cfg.seeds)}):
+        for name, settings in cfg.variants.items():
+            if seed not in settings.get("seeds", cfg.seeds):
+                continue
+            agent_cfg = variant_config(cfg, name, {k: v for k, v in settings.items() if k != "seeds"}, seed)
             if is_trained(agent_cfg):
                 print(f"{name}, seed {seed}: reusing {agent_cfg.run_dir()}")
             else:
                 print(f"{name}, seed {seed}: training in {agent_cfg.run_dir()} ({agent_cfg.env_id}, train_env "
                       f"{agent_cfg.train_env})")
                 train_minutes[f"{name} s{seed}"] = train(agent_cfg, replay=False)["train_minutes"]
-            runs.setdefault(name, []).append(str(agent_cfg.run_dir()))
+            runs[name].append(str(agent_cfg.run_dir()))
 
     # -- every policy on the ground truth, beside the committed baselines
     measure = load_script(Path(__file__).with_name("measure_degradation.py")).main

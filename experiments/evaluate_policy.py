@@ -7,8 +7,11 @@
 Each run is replayed at every grid point of the committed reference table
 (agents/references/<chemistry>.json: oracle, buffered oracle, tuned 5-stage CC-CV, fastest CC-CV,
 built by experiments/build_references.py) and gets <RUN_DIR>/evaluation-<backend>.md, .png,
--profile.png and .json; the table and its summary line are printed. With several runs, a last
-table compares them: per algorithm, the mean and spread over its runs (seeds).
+-profile.png and .json; the table and its summary line are printed. On the DFN, the same charges then
+run on the DFN with its degradation submodels for their ground truth (irreversible loss per cycle,
+plating exposure, life; ``agents.ageing``), beside the committed baselines' (-fronts.png,
+-capacity.png; ``--no-degradation`` skips it). With several runs, a last table compares them: per
+algorithm, the mean and spread over its runs (seeds).
 """
 
 from __future__ import annotations
@@ -30,6 +33,10 @@ def main(argv=None) -> dict:
     p.add_argument("--reuse", action="store_true",
                    help="take a run's saved replay on this backend (evaluation-<backend>.json, or train_agent's "
                         "evaluation.json) instead of replaying it again")
+    p.add_argument("--no-degradation", action="store_true",
+                   help="skip the ground-truth degradation after a pybamm replay (loss per cycle, plating exposure, life)")
+    p.add_argument("--life-cycles", type=int, default=30,
+                   help="cycles of each life (0: as many as the committed baselines'; 30 give the 100th through the SEI law)")
     args = p.parse_args(argv)
 
     # -- evaluate every run (or reuse its saved replay)
@@ -48,7 +55,8 @@ def main(argv=None) -> dict:
         return None
 
     reports = {d: saved(d) or evaluate_run(d, backend=args.backend, references=args.references,
-                                           out_name=f"evaluation-{args.backend}", surrogate_gap=args.backend != "surrogate")
+                                           out_name=f"evaluation-{args.backend}", surrogate_gap=args.backend != "surrogate",
+                                           degradation=not args.no_degradation, life_cycles=args.life_cycles)
                for d in args.run_dirs}
     if len(reports) == 1:
         return next(iter(reports.values()))

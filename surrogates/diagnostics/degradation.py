@@ -29,6 +29,15 @@ def r2(pred: np.ndarray, true: np.ndarray) -> float:
     return 1.0 - float(np.sum((pred - true) ** 2)) / ss if ss > 0 else float("nan")
 
 
+def _per_charge_r2(score: np.ndarray, w: Windows) -> dict:
+    """The median over charges of the per-interval R2 within each charge, and the share of charges where it is >= 0.9."""
+    per = [r2(score[w.seq == s], w.target[w.seq == s]) for s in np.unique(w.seq)]
+    per = np.array([v for v in per if np.isfinite(v)])
+    if len(per) == 0:
+        return {"per_charge_interval_r2_median": float("nan"), "charges_interval_r2_over_0.9": float("nan")}
+    return {"per_charge_interval_r2_median": float(np.median(per)), "charges_interval_r2_over_0.9": float(np.mean(per >= 0.9))}
+
+
 class Degradation(DiagnosticKind):
     name = "degradation"
     config_class = CNNConfig
@@ -40,7 +49,7 @@ class Degradation(DiagnosticKind):
     has_threshold = False
     sums_over_charge = True
     columns = ("sequences", "charge_r2", "charge_mape_percent", "charge_mae_mah", "charge_mean_loss_mah",
-               "charge_max_loss_mah", "interval_r2")
+               "charge_max_loss_mah", "interval_r2", "per_charge_interval_r2_median", "charges_interval_r2_over_0.9")
 
     def windows(self, ds, window: int, stride: int = 1) -> Windows:
         if DEGRADATION_CHANNEL not in ds.arrays:
@@ -80,6 +89,8 @@ class Degradation(DiagnosticKind):
             "charge_mean_loss_mah": float(1e3 * np.mean(true)),
             "charge_max_loss_mah": float(1e3 * np.max(true)),
             "interval_r2": r2(score, w.target),
+            # within each charge, how well the estimate follows the loss interval by interval
+            **_per_charge_r2(score, w),
         }
 
     @staticmethod

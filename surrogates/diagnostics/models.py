@@ -16,9 +16,9 @@ Glossary (see :mod:`surrogates.diagnostics.windows`):
 * :class:`WindowAutoencoder`: a conditional MLP autoencoder: a narrow code of the window's
   first intervals plus the applied current -> the window's voltage and temperature; its
   per-window reconstruction error is the out-of-distribution score.
-* :class:`DegradationCNN`: a causal dilated 1-D CNN over the window -> the capacity lost in its
-  last interval. Slid over a charge (rest-padded at the start) and summed, it estimates the
-  capacity the charge cost.
+* :class:`DegradationCNN`: a causal dilated 1-D CNN over the window -> the lithium lost for good
+  (SEI + dead lithium) in its last interval. Slid over a charge (rest-padded at the start) and
+  summed, it estimates the capacity the charge cost the cell.
 """
 
 from __future__ import annotations
@@ -251,7 +251,7 @@ class _CausalBlock(nn.Module):
 
 
 class DegradationCNN(nn.Module):
-    """Capacity lost in a window's last interval, from the window ``(B, W, 3)`` of standardised (I, V, T).
+    """Lithium lost for good in a window's last interval [A.h], from the window ``(B, W, 3)`` of standardised (I, V, T).
 
     ``forward`` returns it in units of ``scale`` (set from the training targets, carried in the
     state dict); :meth:`capacity_lost` in A.h. Causal: the last interval's output depends only on

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import envs
-from agents.ageing import DEGRADATION, LifeConfig, cycle, fade_and_end_of_life, life, segments
+from agents.ageing import DEGRADATION, LifeConfig, cycle, fade_and_end_of_life, fit_sei_law, life, segments, sei_law
 from agents.baselines import CCCVPolicy
 from agents.degradation_report import plot_capacity, plot_fronts, report
 from agents.evaluation import CV_MARGIN, Start
@@ -24,17 +24,17 @@ def test_segments_keep_the_charge_and_merge_a_cc_phase():
     assert segs[0] == (1.0, 30)  # five 1-minute segments of the CC phase are one solve
 
 
-def test_end_of_life_is_found_or_extrapolated_by_the_power_law():
-    n = np.arange(1, 101, dtype=np.float64)
-    cap = 5.0
-    lost = 2e-4 * n ** 0.8  # A.h
-    out = fade_and_end_of_life(lost, cap)
-    assert out["extrapolated"]
-    assert math.isclose(out["cycles_to_90"], (0.5 / 2e-4) ** (1 / 0.8), rel_tol=1e-6)
-    assert math.isclose(out["fade_per_100"], 100 * lost[-1] / cap, rel_tol=1e-12)
-    reached = fade_and_end_of_life(np.linspace(0.01, 0.6, 60), cap)  # 10 % of 5 A.h lost within the cycles
-    assert not reached["extrapolated"] and reached["cycles_to_90"] == float(np.argmax(np.linspace(0.01, 0.6, 60) >= 0.5) + 1)
-    assert math.isclose(reached["fade_per_100"], 100 * 0.6 / cap * 100 / 60, rel_tol=1e-12)
+def test_end_of_life_is_found_or_extrapolated_by_the_sei_law():
+    n = np.arange(1, 31, dtype=np.float64)
+    cap, a, b = 5.0, 6e-3, 10.0
+    out = fade_and_end_of_life(sei_law(n, a, b), cap)  # 30 cycles of a cell that follows the law
+    assert out["extrapolated"] and np.allclose(out["fit"], [a, b], rtol=1e-6)
+    assert math.isclose(out["cycles_to_90"], b * ((0.5 / a + 1) ** 2 - 1), rel_tol=1e-6)
+    assert math.isclose(out["fade_per_100"], 100 * float(sei_law(100, a, b)) / cap, rel_tol=1e-6)
+    lost = np.linspace(0.01, 0.6, 120)  # 10 % of 5 A.h lost within the cycles: found, not extrapolated
+    reached = fade_and_end_of_life(lost, cap)
+    assert not reached["extrapolated"] and reached["cycles_to_90"] == float(np.argmax(lost >= 0.5) + 1)
+    assert math.isclose(reached["fade_per_100"], 100 * lost[99] / cap, rel_tol=1e-12)
 
 
 @pytest.fixture(scope="module")
@@ -69,6 +69,9 @@ def test_a_cycle_keeps_the_irreversible_loss_apart_from_plated_lithium(env):
     assert lf["cycles"] == 8 and np.all(q > 0) and np.all(np.diff(q) < 0)
     assert abs(q[0] - row["irreversible_cycle_mAh"]) < 0.3 * row["irreversible_cycle_mAh"]
     assert lf["extrapolated"] and lf["cycles_to_90"] > 100 and np.all(np.diff(lf["retention"]) < 0)
+    # the DFN's loss follows the SEI law: a fit to the first 5 cycles predicts the 8th to 1 %
+    a, b = fit_sei_law(np.asarray(lf["irreversible_mAh"][:5]) / 1e3)
+    assert abs(1e3 * float(sei_law(8, a, b)) / lf["irreversible_mAh"][7] - 1) < 0.01
 
     # the report and its figures read these results
     results = {"CC-CV 1.5C": {"grid": {point_key(start): row}, "life": {point_key(start): lf},

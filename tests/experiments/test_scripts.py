@@ -18,7 +18,7 @@ def agent_run(tmp_path_factory, script):
     report = script("train_agent").main([
         "--total-timesteps", "2048", "--n-envs", "8", "--eval-freq", "1024", "--eval-episodes", "2",
         "--hyperparams", "{n_steps: 128, batch_size: 256, n_epochs: 2}", "--references", REFERENCES_2PT, "--threads", "1",
-        "--progress", "false", "--out", str(out),
+        "--progress", "false", "--out", str(out), "--life-cycles", "6",
     ])
     return out, report
 
@@ -46,6 +46,12 @@ def test_train_agent_writes_every_artefact(agent_run):
     assert set(report["rows"]) == {"0.70@298.15", "0.70@313.15"}
     assert report["summary"]["points"] == 2 and "geo-mean ratio" in (out / "evaluation.md").read_text()
     assert json.loads((out / "evaluation.json").read_text())["train_minutes"] == report["train_minutes"]
+    # the ground truth of the same charges, beside the committed baselines
+    deg = report["degradation"]
+    assert set(deg["grid"]) == set(report["rows"]) and all(r["irreversible_charge_mAh"] > 0 for r in deg["grid"].values())
+    text = (out / "evaluation.md").read_text()
+    assert "## Degradation on the DFN" in text and "CC-CV 1C" in text and "loss/cycle" in text
+    assert (out / "evaluation-fronts.png").exists() and (out / "evaluation-capacity.png").exists()
 
 
 @pytest.mark.slow
