@@ -191,17 +191,19 @@ def report(results: dict, starts: list[Start], life_starts=LIFE_STARTS) -> str:
         "[mA.h] / plating exposure [mV.min]\n\n" + grid_table(results, starts) + "\n")
 
 
-def _front_points(results: dict, names: list[str], key: str) -> list[tuple[float, float, bool]]:
+def _front_points(results: dict, names: list[str], key: str, metric: str = "irreversible_cycle_mAh"):
+    """(charge time, ``metric``, safe) of each policy in ``names`` whose charge from ``key`` arrived."""
     pts = []
     for n in names:
         r = results[n]["grid"].get(key)
         if r and reached(r):
-            pts.append((r["charge_time_min"], r["irreversible_cycle_mAh"], safe(r)))
+            pts.append((r["charge_time_min"], r[metric], safe(r)))
     return pts
 
 
-def plot_fronts(results: dict, path=None, starts=LIFE_STARTS):
+def plot_fronts(results: dict, path=None, starts=LIFE_STARTS, exposure_at: Start | None = None):
     """Charge time vs irreversible loss per cycle at each of ``starts``; one point per policy, families as fronts.
+    With ``exposure_at`` (a grid point), a last panel: charge time vs plating exposure there (the hazard).
 
     Hollow markers: the charge broke a limit. Saves to ``path`` (closing it) or returns the figure.
     """
@@ -211,12 +213,15 @@ def plot_fronts(results: dict, path=None, starts=LIFE_STARTS):
     import matplotlib.pyplot as plt
 
     fams = by_family(results)
-    fig, axes = plt.subplots(1, len(starts), figsize=(5.2 * len(starts), 4.2), squeeze=False)
-    for ax, start in zip(axes[0], starts):
+    panels = [(s, "irreversible_cycle_mAh", "irreversible loss per cycle [mA.h]") for s in starts]
+    if exposure_at is not None:
+        panels.append((exposure_at, "plating_exposure_mVmin", "plating exposure [mV.min]"))
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.2), squeeze=False)
+    for ax, (start, metric, ylabel) in zip(axes[0], panels):
         key = point_key(start)
         for i, (fam, names) in enumerate(fams.items()):
             color = f"C{i}"
-            pts = _front_points(results, names, key)
+            pts = _front_points(results, names, key, metric)
             if not pts:
                 continue
             if fam in BASELINE_FAMILIES:
@@ -233,18 +238,18 @@ def plot_fronts(results: dict, path=None, starts=LIFE_STARTS):
                 for x, y, ok in pts:
                     if not ok:
                         ax.scatter([x], [y], s=140, facecolors="none", edgecolors="k", zorder=5)
-        agents = [(np.mean([x for x, _, _ in _front_points(results, n, key)] or [math.nan]),
-                   np.mean([y for _, y, _ in _front_points(results, n, key)] or [math.nan]))
+        agents = [(np.mean([x for x, _, _ in _front_points(results, n, key, metric)] or [math.nan]),
+                   np.mean([y for _, y, _ in _front_points(results, n, key, metric)] or [math.nan]))
                   for f, n in fams.items() if f not in BASELINE_FAMILIES]
         agents = sorted(a for a in agents if math.isfinite(a[0]))
         if len(agents) > 1:
             ax.plot([a for a, _ in agents], [b for _, b in agents], color="k", lw=1, alpha=0.5, label="agent front")
         ax.set_title(f"start {start.label}", fontsize=10)
         ax.set_xlabel("charge time to 80 % [min]")
-        ax.set_ylabel("irreversible loss per cycle [mA.h]")
+        ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
     axes[0][0].legend(fontsize=7)
-    fig.suptitle("charge time vs irreversible loss (hollow circle: broke a limit)", fontsize=10)
+    fig.suptitle("charge time vs what the charge costs (hollow circle: broke a limit)", fontsize=10)
     fig.tight_layout()
     return save_figure(fig, path)
 

@@ -35,7 +35,7 @@ last intervals of (I, V, T) the cell measured, rest-padded back to before the ch
 
     reward_diag_plating     = -w_plating     * p_plating              probability plating was possible in the window
     reward_diag_ood         = -w_ood         * max(0, s_ood - 1)      OOD score above its calibrated threshold
-    reward_diag_degradation = -w_degradation * 1000 * q               q: capacity lost in the interval [A.h]
+    reward_diag_degradation = -w_degradation * 1000 * q               q: lithium lost for good in the interval [A.h]
 
 each also in ``info`` with its score ``diag_<kind>`` (at reset: score 0, term 0). On a solver
 failure every term but ``reward_time`` and ``reward_violation`` is 0 (the diagnostic scores

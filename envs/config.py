@@ -54,15 +54,16 @@ OBS_BOUND = 5.0
 """Every observation feature is clipped to [-OBS_BOUND, OBS_BOUND] (finite Box bounds)."""
 OBS_NAMES: tuple[str, ...] = ("voltage", "c_rate", "temperature", "soc", "elapsed", "ambient_temperature")
 """Observation features, in order."""
-DEFAULT_DIAGNOSTIC_WEIGHTS: dict[str, float] = {"plating": 0.2, "ood": 1.0, "degradation": 0.1}
+DEFAULT_DIAGNOSTIC_WEIGHTS: dict[str, float] = {"plating": 0.2, "ood": 1.0, "degradation": 100.0}
 """Default weight of each learned-diagnostic reward term (units: see ``ChargingConfig.diagnostic_weights``).
 
-Small on purpose. A 10 -> 80 % charge of the nmc cell loses 15-30 mA.h of lithium inventory in
-the DFN's degradation model, 0.07-0.2 mA.h per 10 s interval at 1-2C, while the progress reward
-of such an interval is 0.03-0.06 (``w_progress`` 10); and the plating detector's probability
-stays high for a whole window (32 intervals) after plating. With plating 1 and degradation 1 or
-0.2 per mA.h, resting paid more than charging interval by interval, and PPO learned not to charge
-at all (its action saturates at "rest" and exploration dies; experiments/ablate_diagnostics.py)."""
+The plating detector's is small on purpose: its probability stays high for a whole window (32
+intervals) after plating, while the progress reward of an interval is 0.03-0.06 (``w_progress``
+10); with plating 1, resting paid more than charging interval by interval, and PPO learned not to
+charge at all (its action saturates at "rest" and exploration dies). The degradation estimator's is
+per mA.h lost for good: a 10 -> 80 % charge of the nmc cell loses 0.05-0.18 mA.h for good while it
+lasts (SEI + dead lithium), so 100 per mA.h makes a charge's term 5-18, about what 1-3 min of
+charge time costs at ``w_time`` 0.1 per 10 s."""
 
 
 @dataclass

@@ -15,11 +15,10 @@ kind's plug-in class in :mod:`surrogates.diagnostics`, the one place the mapping
 
     reward_diag_plating     = -w * p                  p: probability that plating was possible in the window
     reward_diag_ood         = -w * max(0, s - 1)      s: OOD score, >= 1 out of distribution
-    reward_diag_degradation = -w * 1000 * max(0, q)   q: capacity lost in interval k [A.h] (so w per mA.h)
+    reward_diag_degradation = -w * 1000 * max(0, q)   q: lithium lost for good in interval k [A.h] (w per mA.h)
 
-The degradation term never pays: the DFN's plated lithium partly strips back in a rest, so the
-estimator learned small negative losses for some rests, and an agent must not earn reward by
-resting where no lithium was plated.
+The degradation term never pays: lithium lost for good never comes back, so a negative estimate is
+the estimator's error, and an agent must not earn reward from it.
 
 and ``info`` reports ``diag_<kind>`` (the score) and ``reward_diag_<kind>`` (the term).
 

@@ -72,7 +72,8 @@ class MeasureConfig:
     out: str = "runs/degradation"
     """Report folder; one JSON per policy under <out>/policies/."""
     ship: bool = False
-    """Write the baselines' results to agents/references/<chemistry>-degradation.json."""
+    """Write the baselines' results to agents/references/<chemistry>-degradation.json, and the report's figures beside
+    it (-fronts.png, -capacity.png, of every policy measured)."""
     progress: bool = True
     """Show progress bars."""
 
@@ -147,7 +148,8 @@ def main(argv=None) -> dict:
         res["yardstick"] = score(res["grid"], table)[1]
     text = report(results, starts, life_starts)
     (out / "degradation.md").write_text(text)
-    plot_fronts(results, out / "fronts.png", life_starts)
+    cold = Start(cfg.life_soc, min(s.ambient_temperature for s in starts))  # where plating is the hazard
+    plot_fronts(results, out / "fronts.png", life_starts, exposure_at=cold)
     plot_capacity(results, out / "capacity.png", life_starts)
     print(text)
     if cfg.ship:
@@ -155,8 +157,11 @@ def main(argv=None) -> dict:
                      if r["settings"]["family"] in BASELINE_FAMILIES}
         ship = {"command": "python experiments/measure_degradation.py --ship", "task": table["task"],
                 "life": asdict(life_config), "life_starts": [point_key(s) for s in life_starts], "policies": baselines}
-        atomic_write_text(degradation_path(cfg.chemistry), json.dumps(ship, indent=1, default=float))
-        print(f"shipped the baselines to {degradation_path(cfg.chemistry)}")
+        path = degradation_path(cfg.chemistry)
+        atomic_write_text(path, json.dumps(ship, indent=1, default=float))
+        plot_fronts(results, path.with_name(f"{path.stem}-fronts.png"), life_starts, exposure_at=cold)  # the README's
+        plot_capacity(results, path.with_name(f"{path.stem}-capacity.png"), life_starts)
+        print(f"shipped the baselines to {path} (and its -fronts.png, -capacity.png)")
     return results
 
 

@@ -117,7 +117,7 @@ class Diagnostic:
     def raw_scores(self, windows: np.ndarray, batch_size: int = 8192) -> np.ndarray:
         """Checked windows ``[B, W, 3]`` in SI units -> the model's raw output ``[B]``: plating
         probability, OOD reconstruction error (standardised units, not divided by the threshold),
-        or capacity lost in the last interval [A.h]."""
+        or lithium lost for good in the last interval [A.h]."""
         z = self.normalizer(windows)
         out = np.empty(len(z), dtype=np.float64)
         for i in range(0, len(z), batch_size):
@@ -139,7 +139,7 @@ class Diagnostic:
         Returns:
             ``[B]`` float64: the plating probability (kind ``plating``), the OOD score
             normalised by the calibrated threshold, so ``>= 1`` means out of distribution, or
-            the capacity lost in the last interval [A.h] (``degradation``).
+            the lithium lost for good in the last interval [A.h] (``degradation``).
         Raises:
             ValueError: histories shorter than ``window``, mismatched shapes, NaN or inf.
         """

@@ -297,7 +297,7 @@ class DegradationCNN(nn.Module):
             buf[rows] = new
 
     def stream_step(self, x_t: torch.Tensor, state: dict) -> torch.Tensor:
-        """One interval ``x_t`` ``(B, 3)`` (standardised) -> capacity lost in it ``(B,)`` [A.h]; ``state``
+        """One interval ``x_t`` ``(B, 3)`` (standardised) -> lithium lost for good in it ``(B,)`` [A.h]; ``state``
         advances in place.
 
         Equals :meth:`capacity_lost` on the window ending at this interval, its start filled with

@@ -63,7 +63,7 @@ class FakeDiagnostic:
 def test_config_validates_and_normalises_diagnostics():
     cfg = ChargingConfig(diagnostics=["plating", "ood"], diagnostic_weights={"plating": 2})
     assert cfg.diagnostics == ("plating", "ood")
-    assert cfg.diagnostic_weights == {"plating": 2.0, "ood": 1.0, "degradation": 0.1}  # the rest are defaults
+    assert cfg.diagnostic_weights == {"plating": 2.0, "ood": 1.0, "degradation": 100.0}  # the rest are defaults
     assert ChargingConfig(diagnostics="plating, ood").diagnostics == ("plating", "ood")  # CLI-style string
     assert ChargingConfig().diagnostics == () and ChargingConfig(diagnostics=None).diagnostics == ()
     json.dumps(cfg.to_dict())  # serialisable
