@@ -238,12 +238,6 @@ def plot_fronts(results: dict, path=None, starts=LIFE_STARTS, exposure_at: Start
                 for x, y, ok in pts:
                     if not ok:
                         ax.scatter([x], [y], s=140, facecolors="none", edgecolors="k", zorder=5)
-        agents = [(np.mean([x for x, _, _ in _front_points(results, n, key, metric)] or [math.nan]),
-                   np.mean([y for _, y, _ in _front_points(results, n, key, metric)] or [math.nan]))
-                  for f, n in fams.items() if f not in BASELINE_FAMILIES]
-        agents = sorted(a for a in agents if math.isfinite(a[0]))
-        if len(agents) > 1:
-            ax.plot([a for a, _ in agents], [b for _, b in agents], color="k", lw=1, alpha=0.5, label="agent front")
         ax.set_title(f"start {start.label}", fontsize=10)
         ax.set_xlabel("charge time to 80 % [min]")
         ax.set_ylabel(ylabel)

@@ -100,7 +100,7 @@ def policies(cfg: MeasureConfig):
         for d in dirs:
             agent, resolved = load_agent(d)
             env_kwargs = {"chemistry": resolved["config"]["chemistry"], **resolved["config"]["env"]}
-            yield f"{family} | {Path(d).name}", family, (lambda start, a=agent: a), env_kwargs
+            yield f"{family}: {Path(d).name}", family, (lambda start, a=agent: a), env_kwargs
 
 
 def file_name(name: str) -> str:

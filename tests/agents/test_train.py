@@ -41,15 +41,15 @@ def test_one_hyperparameter_file_per_algorithm_and_every_entry_builds():
 
 
 def test_the_default_training_env_is_the_env_with_tightened_limits_and_paid_diagnostics():
-    """10 mV, 2 K and 4 mV inside the env's own limits; the plating detector, ramped in (the degradation estimator's
-    term bought nothing on the ground truth: README, "What a charge costs the cell")."""
+    """10 mV, 2 K and 4 mV inside the env's own limits; the diagnostics plating and degradation, ramped in."""
     hp = resolve_hyperparams(AgentConfig())
     kw = dict(hp["env_kwargs"])
     assert kw.pop("surrogate") == "jepa" and kw["chemistry"] == "nmc"
     own, train = ChargingConfig(), ChargingConfig(**kw)
     assert train.v_max == pytest.approx(own.v_max - 0.010) and train.t_max == pytest.approx(own.t_max - 2.0)
     assert train.plating_limit == pytest.approx(own.plating_limit + 0.004)
-    assert train.diagnostics == ("plating",) and train.diagnostic_weights["plating"] == 0.2
+    assert train.diagnostics == ("plating", "degradation")
+    assert train.diagnostic_weights["plating"] == 0.2 and train.diagnostic_weights["degradation"] == 100.0
     assert (train.w_time, train.w_voltage, train.w_temperature, train.w_plating) == (0.1, 100.0, 5.0, 100.0)
     assert (hp["n_timesteps"], hp["n_envs"], hp["n_steps"]) == (4_000_000, 128, 32)
     assert make_callbacks(hp)[0].fraction == 0.3
@@ -64,7 +64,7 @@ def test_the_default_training_env_is_the_env_with_tightened_limits_and_paid_diag
 def test_another_chemistry_keeps_the_voltage_margin_and_drops_diagnostics_it_does_not_ship(capsys):
     kw = resolve_hyperparams(AgentConfig(chemistry="lfp"))["env_kwargs"]
     assert kw["chemistry"] == "lfp" and kw["v_max"] == pytest.approx(3.6 - 0.010)
-    assert kw["diagnostics"] == [] and "no shipped lfp diagnostic(s) plating" in capsys.readouterr().out
+    assert kw["diagnostics"] == [] and "no shipped lfp diagnostic(s) plating, degradation" in capsys.readouterr().out
 
 
 def test_overrides_stack_over_the_registered_kwargs_and_the_file():

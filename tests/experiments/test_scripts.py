@@ -35,7 +35,7 @@ def test_train_agent_writes_every_artefact(agent_run):
     ea.Reload()
     scalars = ea.Tags()["scalars"]
     for tag in ("charts/violations", "charts/plating_margin_min", "charts/reward_plating", "eval/mean_reward",
-                "charts/diag_plating", "charts/reward_diag_plating",  # the default agent pays for the plating detector
+                "charts/diag_plating", "charts/reward_diag_degradation",  # the default agent pays for diagnostics
                 "charts/diagnostic_weight_scale"):  # ramped in by the hyperparameter file's callback
         assert tag in scalars, tag
     assert "eval/charging_profile" in ea.Tags()["images"]
