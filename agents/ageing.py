@@ -49,6 +49,14 @@ DEGRADATION = {"degradation": True}
 """``pybamm_options`` of the env whose DFN computes the ground truth."""
 
 
+def life_starts(starts, soc: float = 0.1) -> list[Start]:
+    """Where life is simulated on a grid of ``starts``: ``soc`` (the grid's lowest SOC where it lacks it) at 25 C and at
+    the grid's hottest ambient (:data:`LIFE_STARTS` on the yardstick's grid)."""
+    socs = sorted({s.soc for s in starts})
+    soc = soc if any(abs(soc - s) < 1e-9 for s in socs) else socs[0]
+    return [Start(soc, t) for t in sorted({298.15, max(s.ambient_temperature for s in starts)})]
+
+
 @dataclass(frozen=True)
 class LifeConfig:
     """The repeated cycle (defaults: what ``experiments/measure_degradation.py`` reports)."""
@@ -156,23 +164,30 @@ def segments(c_rate_profile, dt: float, segment_s: float, tolerance: float = 1e-
     return out
 
 
-def _run_for(sim, current: float, intervals: float) -> None:
-    """``current`` [A] for a possibly fractional number of intervals: the fraction as the same charge in one interval."""
+def _run_for(sim, current: float, intervals: float) -> list[dict[str, np.ndarray]]:
+    """``current`` [A] for a possibly fractional number of intervals: the fraction as the same charge in one interval.
+    The simulator's outputs, one dict per solve, with the ``current`` applied in each interval."""
     whole = int(intervals + 1e-9)
-    if whole:
-        sim.run(current, whole)
+    runs = [(current, whole)] if whole else []
     if intervals - whole > 1e-9:
-        sim.run(current * (intervals - whole), 1)
+        runs.append((current * (intervals - whole), 1))
+    return [{**sim.run(i, n), "current": np.full(n, i)} for i, n in runs]
+
+
+TRACE_CHANNELS = ("current", "voltage", "temperature")
+"""What a BMS measures of each recorded life cycle (:func:`life`'s ``record``)."""
 
 
 def life(c_rate_profile, start: Start, chemistry: str = "nmc", dt: float = 10.0, config: LifeConfig = LifeConfig(),
-         progress: bool = False) -> dict:
+         progress: bool = False, record: int = 0) -> dict:
     """The cycle repeated with the charge's ``c_rate_profile`` (charging C-rate [1/h] per interval of ``dt``).
 
     Returns ``irreversible_mAh`` (after each cycle, ``[n]``), ``retention`` ``[n]``, ``fade_per_100``
     [%] (over the first 100 cycles, from the SEI law's fit when fewer were run), ``cycles_to_90`` (extrapolated where
     ``extrapolated``), the SEI law's ``fit`` (a [A.h], b [cycles]) and ``cycles`` completed (fewer than asked if the
-    replayed charge left the simulation window as the cell aged; ``stopped`` then says why).
+    replayed charge left the simulation window as the cell aged; ``stopped`` then says why). With ``record`` > 0,
+    ``traces`` holds the first ``record`` cycles as a BMS logs them: per cycle, :data:`TRACE_CHANNELS` (current [A],
+    PyBaMM sign; voltage [V]; temperature [K]) at the end of each interval of ``segment_s``, as lists.
     """
     from tqdm.auto import tqdm
 
@@ -187,22 +202,25 @@ def life(c_rate_profile, start: Start, chemistry: str = "nmc", dt: float = 10.0,
     one_c = sim.one_c
     charged_steps = sum(c * n for c, n in segs) / DISCHARGE_C  # intervals of 1C discharge that give it back
     n_rest = int(round(REST_S / dt))
-    lost, stopped = [], None
+    lost, stopped, traces = [], None, []
     for _ in tqdm(range(config.n_cycles), desc="life", unit="cycle", disable=not progress, leave=False):
         try:
-            for c, n in segs:
-                _run_for(sim, -c * one_c, n)
-            sim.run(0.0, n_rest)
-            _run_for(sim, DISCHARGE_C * one_c, charged_steps)
-            out = sim.run(0.0, n_rest)
+            outs = [o for c, n in segs for o in _run_for(sim, -c * one_c, n)]
+            outs += _run_for(sim, 0.0, n_rest)
+            outs += _run_for(sim, DISCHARGE_C * one_c, charged_steps)
+            outs += _run_for(sim, 0.0, n_rest)
         except DFNError as err:
             stopped = f"{type(err).__name__} in cycle {len(lost) + 1}: {err}"
             break
-        lost.append(float(out["lithium_irreversible"][-1]))
+        lost.append(float(outs[-1]["lithium_irreversible"][-1]))
+        if len(traces) < record:
+            traces.append({k: np.concatenate([o[k] for o in outs]).tolist() for k in TRACE_CHANNELS})
     q = np.asarray(lost)
     cap = sim.capacity_ah
     result = {"cycles": len(q), "irreversible_mAh": (1e3 * q).tolist(), "retention": (1.0 - q / cap).tolist(),
               "stopped": stopped, "start": [start.soc, start.ambient_temperature], "segment_s": config.segment_s}
+    if record:
+        result["traces"] = traces
     result.update(fade_and_end_of_life(q, cap))
     return result
 
@@ -282,5 +300,5 @@ def fade_and_end_of_life(lost_ah: np.ndarray, capacity_ah: float) -> dict:
     return out
 
 
-__all__ = ["measure", "LIFE_STARTS", "sei_law", "fit_sei_law", "cycle", "finish_cycle", "exposure", "life", "segments", "fade_and_end_of_life", "LifeConfig",
-           "DEGRADATION", "REST_S", "DISCHARGE_C"]
+__all__ = ["measure", "life_starts", "LIFE_STARTS", "sei_law", "fit_sei_law", "cycle", "finish_cycle", "exposure", "life", "segments", "fade_and_end_of_life", "LifeConfig",
+           "DEGRADATION", "REST_S", "DISCHARGE_C", "TRACE_CHANNELS"]

@@ -37,6 +37,16 @@ def load_baselines(chemistry: str) -> dict:
     return json.loads(p.read_text())["policies"] if p.exists() else {}
 
 
+def judge(results: dict, table: dict) -> dict:
+    """Each policy's ``yardstick``: the yardstick's verdict on its own grid charges (times against the reference
+    table's oracle and tuned protocols; :func:`agents.yardstick.score`). Returns ``results``, completed in place."""
+    from agents.yardstick import score  # the yardstick's report imports this module
+
+    for res in results.values():
+        res["yardstick"] = score(res["grid"], table)[1]
+    return results
+
+
 def safe(row: dict) -> bool:
     """The charge arrived with no violating interval and no solver failure."""
     return bool(row["reached_target"] and row["violating_steps"] == 0 and not row["solver_failure"])
@@ -278,5 +288,5 @@ def plot_capacity(results: dict, path=None, starts=LIFE_STARTS):
     return save_figure(fig, path)
 
 
-__all__ = ["BASELINE_FAMILIES", "degradation_path", "load_baselines", "policy_summary", "summary_table", "grid_table",
+__all__ = ["BASELINE_FAMILIES", "degradation_path", "load_baselines", "judge", "policy_summary", "summary_table", "grid_table",
            "report", "plot_fronts", "plot_capacity", "safe"]

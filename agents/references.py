@@ -102,7 +102,7 @@ class PointWorker:
 
         self.config, self.buffers, self.evaluations, self.seed = config, tuple(buffers), evaluations, seed
         self.sim = DFNSimulator(config.chemistry, dt=config.dt)
-        self.env = gym.make(envs.FAST_CHARGE_ID, backend="pybamm", **_env_kwargs(config)).unwrapped
+        self.env = gym.make(envs.FAST_CHARGE_ID, backend="pybamm", **task_env_kwargs(config)).unwrapped
 
     def verified(self, protocol, start: Start):
         """Replay through the env; scale the rates down by 0.5 % steps until the replay breaks nothing."""
@@ -214,8 +214,8 @@ def build_references(config: ChargingConfig, starts: list[Start], path: Path, bu
     return table
 
 
-def _env_kwargs(config: ChargingConfig) -> dict:
-    """The env keyword arguments that reproduce ``config``'s task."""
+def task_env_kwargs(config: ChargingConfig) -> dict:
+    """The env keyword arguments that reproduce ``config``'s task (limits, target, interval; not its reward)."""
     return {k: getattr(config, k) for k in ("chemistry", "dt", "c_max", "soc_target", "v_max", "t_max", "plating_limit",
                                             "hard_voltage_margin", "hard_temperature_margin", "time_limit")}
 
@@ -262,5 +262,5 @@ def references_markdown(table: dict) -> str:
     return head + markdown_table(list(table.get("points", {}).values()), cols) + "\n"
 
 
-__all__ = ["GRID_SOCS", "GRID_AMBIENTS", "REFERENCES", "grid", "point_key", "task_record", "build_references",
+__all__ = ["task_env_kwargs", "GRID_SOCS", "GRID_AMBIENTS", "REFERENCES", "grid", "point_key", "task_record", "build_references",
            "load_references", "reference_starts", "agent_buffers", "references_markdown", "reference_path"]

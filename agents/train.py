@@ -155,18 +155,22 @@ def resolve(cfg: AgentConfig) -> dict:
     return {"config": asdict(cfg), "hyperparams": resolve_hyperparams(cfg)}
 
 
+_NOT_TRAINING = ("progress", "threads", "train_env", "references", "backend", "degradation", "life_cycles")
+
+
 def is_trained(cfg: AgentConfig) -> bool:
     """The run folder holds a policy trained with exactly these settings (so it can be reused).
 
-    Settings that change nothing are not compared: progress bar, threads, and the weights of
-    diagnostics the training env does not use.
+    Settings that change nothing in training are not compared: progress bar, threads, what the replay
+    measures (references, backend, degradation, life cycles), and the weights of diagnostics the
+    training env does not use.
     """
     run_dir = cfg.run_dir()
     if not (run_dir / "policy.zip").exists() or not (run_dir / "config.yml").exists():
         return False
 
     def effective(resolved: dict) -> dict:
-        c = {k: v for k, v in resolved["config"].items() if k not in ("progress", "threads", "train_env")}
+        c = {k: v for k, v in resolved["config"].items() if k not in _NOT_TRAINING}
         hp = copy.deepcopy(resolved.get("hyperparams", {}))
         if not hp.get("env_kwargs", {}).get("diagnostics"):
             hp.get("env_kwargs", {}).pop("diagnostic_weights", None)

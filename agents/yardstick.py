@@ -290,14 +290,12 @@ def degradation_section(agent, rc: dict, table: dict, starts: list[Start], run_d
     import gymnasium as gym
 
     import envs
-    from agents.ageing import DEGRADATION, LifeConfig, measure
-    from agents.degradation_report import load_baselines, plot_capacity, plot_fronts, summary_table
+    from agents.ageing import DEGRADATION, LifeConfig, life_starts, measure
+    from agents.degradation_report import judge, load_baselines, plot_capacity, plot_fronts, summary_table
     from surrogates.diagnostics import load_diagnostic
 
     baselines = load_baselines(rc["chemistry"])
-    socs = sorted({s.soc for s in starts})
-    soc = 0.1 if 0.1 in socs else socs[0]  # the headline start where the grid has it
-    life_starts = [Start(soc, t) for t in sorted({298.15, max(s.ambient_temperature for s in starts)})]
+    lives_at = life_starts(starts)
     env = gym.make(envs.FAST_CHARGE_ID, chemistry=rc["chemistry"], backend="pybamm", surrogate=rc["surrogate"],
                    pybamm_options=DEGRADATION, **rc["env"])
     try:
@@ -308,14 +306,12 @@ def degradation_section(agent, rc: dict, table: dict, starts: list[Start], run_d
     life_config = LifeConfig(**next(iter(baselines.values()))["settings"]["life"]) if baselines else LifeConfig()
     if life_cycles:
         life_config = LifeConfig(n_cycles=life_cycles, segment_s=life_config.segment_s)
-    res = measure(lambda start: agent, env, starts, life_starts, life_config, progress=progress, estimator=estimator)
+    res = measure(lambda start: agent, env, starts, lives_at, life_config, progress=progress, estimator=estimator)
     env.close()
     res["settings"] = {"family": "agent", "name": name}
-    results = {name: res, **baselines}
-    for r in results.values():
-        r["yardstick"] = score(r["grid"], table)[1]
-    plot_fronts(results, run_dir / f"{out_name}-fronts.png", life_starts)
-    plot_capacity(results, run_dir / f"{out_name}-capacity.png", life_starts)
+    results = judge({name: res, **baselines}, table)
+    plot_fronts(results, run_dir / f"{out_name}-fronts.png", lives_at)
+    plot_capacity(results, run_dir / f"{out_name}-capacity.png", lives_at)
     est = [r.get("estimated_charge_mAh") for r in res["grid"].values()]
     true = [r["irreversible_charge_mAh"] for r in res["grid"].values()]
     est_line = ""
@@ -326,10 +322,10 @@ def degradation_section(agent, rc: dict, table: dict, starts: list[Start], run_d
             "Each charge of the grid again on the DFN with its degradation submodels, then 1 h rest, 1C discharge to "
             "v_min, 1 h rest (loss/cycle: lithium lost for good, SEI + dead lithium); plating exposure: the margin below "
             "0 V integrated over the charge; life: the charge replayed for "
-            f"{life_config.n_cycles} cycles from {', '.join(s.label for s in life_starts)} "
+            f"{life_config.n_cycles} cycles from {', '.join(s.label for s in lives_at)} "
             "(`~`: cycles to 90 % extrapolated). Baselines from "
             f"`{'experiments/measure_degradation.py --ship' if baselines else 'none committed for this cell'}`."
-            + est_line + "\n\n" + summary_table(results, life_starts) + "\n")
+            + est_line + "\n\n" + summary_table(results, lives_at) + "\n")
     return res, text
 
 

@@ -19,7 +19,6 @@ About 25 min on 2 cores for the baselines (8 s a charge, 1-2 min a life of 100 c
 from __future__ import annotations
 
 import json
-import math
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -30,18 +29,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 import gymnasium as gym  # noqa: E402
 
 import envs  # noqa: E402
-from agents.ageing import DEGRADATION, LifeConfig, measure  # noqa: E402
+from agents.ageing import DEGRADATION, LifeConfig, life_starts, measure  # noqa: E402
 from agents.degradation_report import (  # noqa: E402
     BASELINE_FAMILIES,
     degradation_path,
+    judge,
     load_baselines,
     plot_capacity,
     plot_fronts,
     report,
 )
 from agents.evaluation import CV_MARGIN, Start  # noqa: E402
-from agents.references import _env_kwargs, load_references, point_key, reference_starts  # noqa: E402
-from agents.yardstick import score  # noqa: E402
+from agents.references import load_references, point_key, reference_starts, task_env_kwargs  # noqa: E402
 from envs.config import ChargingConfig  # noqa: E402
 from surrogates.common.cli import parse_config  # noqa: E402
 from surrogates.common.files import atomic_write_text  # noqa: E402
@@ -65,7 +64,7 @@ class MeasureConfig:
     n_cycles: int = 100
     """Cycles of each life."""
     life_soc: float = 0.1
-    """Start SOC of the lives, at 25 C and at the grid's hottest ambient (both must be grid points)."""
+    """Start SOC of the lives, at 25 C and at the grid's hottest ambient (the grid's lowest SOC where it lacks this one)."""
     references: str = ""
     """Reference table whose grid is measured on and whose oracle and tuned protocols judge the times (default: the
     chemistry's committed one)."""
@@ -85,7 +84,7 @@ def policies(cfg: MeasureConfig):
     from agents.tuning import Protocol
 
     config = ChargingConfig(chemistry=cfg.chemistry)
-    base_env = _env_kwargs(config)
+    base_env = task_env_kwargs(config)
     for c in cfg.cccv:
         yield (f"CC-CV {c:g}C", BASELINE_FAMILIES[0], lambda start, c=c: CCCVPolicy(c, v_max=config.v_max - CV_MARGIN,
                                                                                     config=config), base_env)
@@ -113,7 +112,7 @@ def main(argv=None) -> dict:
     (out / "policies").mkdir(parents=True, exist_ok=True)
     table = load_references(ChargingConfig(chemistry=cfg.chemistry), cfg.references or None)
     starts = reference_starts(table)
-    life_starts = [Start(cfg.life_soc, t) for t in sorted({298.15, max(s.ambient_temperature for s in starts)})]
+    lives_at = life_starts(starts, cfg.life_soc)
     life_config = LifeConfig(n_cycles=cfg.n_cycles)
     estimator = None
     if cfg.runs:
@@ -124,7 +123,7 @@ def main(argv=None) -> dict:
     for name, family, policy_at, env_kwargs in policies(cfg):
         path = out / "policies" / file_name(name)
         settings = {"name": name, "family": family, "env": env_kwargs, "life": asdict(life_config),
-                    "starts": [point_key(s) for s in starts], "life_starts": [point_key(s) for s in life_starts]}
+                    "starts": [point_key(s) for s in starts], "life_starts": [point_key(s) for s in lives_at]}
         if path.exists():
             done = json.loads(path.read_text())
             if done.get("settings") == json.loads(json.dumps(settings)):
@@ -133,7 +132,7 @@ def main(argv=None) -> dict:
                 continue
         t0 = time.time()
         env = gym.make(envs.FAST_CHARGE_ID, backend="pybamm", pybamm_options=DEGRADATION, **env_kwargs)
-        res = measure(policy_at, env, starts, life_starts, life_config, progress=cfg.progress,
+        res = measure(policy_at, env, starts, lives_at, life_config, progress=cfg.progress,
                       estimator=estimator if family not in BASELINE_FAMILIES else None)
         env.close()
         res.update(settings=settings, minutes=(time.time() - t0) / 60.0)
@@ -144,23 +143,22 @@ def main(argv=None) -> dict:
     if cfg.compare:
         for name, res in load_baselines(cfg.chemistry).items():
             results.setdefault(name, res)
-    for res in results.values():  # the yardstick's verdict on the same charges (times against the oracle, the tuned)
-        res["yardstick"] = score(res["grid"], table)[1]
-    text = report(results, starts, life_starts)
+    judge(results, table)
+    text = report(results, starts, lives_at)
     (out / "degradation.md").write_text(text)
     cold = Start(cfg.life_soc, min(s.ambient_temperature for s in starts))  # where plating is the hazard
-    plot_fronts(results, out / "fronts.png", life_starts, exposure_at=cold)
-    plot_capacity(results, out / "capacity.png", life_starts)
+    plot_fronts(results, out / "fronts.png", lives_at, exposure_at=cold)
+    plot_capacity(results, out / "capacity.png", lives_at)
     print(text)
     if cfg.ship:
         baselines = {n: {k: v for k, v in r.items() if k != "yardstick"} for n, r in results.items()
                      if r["settings"]["family"] in BASELINE_FAMILIES}
         ship = {"command": "python experiments/measure_degradation.py --ship", "task": table["task"],
-                "life": asdict(life_config), "life_starts": [point_key(s) for s in life_starts], "policies": baselines}
+                "life": asdict(life_config), "life_starts": [point_key(s) for s in lives_at], "policies": baselines}
         path = degradation_path(cfg.chemistry)
         atomic_write_text(path, json.dumps(ship, indent=1, default=float))
-        plot_fronts(results, path.with_name(f"{path.stem}-fronts.png"), life_starts, exposure_at=cold)  # the README's
-        plot_capacity(results, path.with_name(f"{path.stem}-capacity.png"), life_starts)
+        plot_fronts(results, path.with_name(f"{path.stem}-fronts.png"), lives_at, exposure_at=cold)  # the README's
+        plot_capacity(results, path.with_name(f"{path.stem}-capacity.png"), lives_at)
         print(f"shipped the baselines to {path} (and its -fronts.png, -capacity.png)")
     return results
 

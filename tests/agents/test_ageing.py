@@ -86,3 +86,20 @@ def test_the_cycle_refuses_an_env_without_the_degradation_model():
     policy = CCCVPolicy(1.0, config=e.unwrapped.config)
     with pytest.raises(ValueError, match="degradation"):
         cycle(policy, e, Start(0.1, 298.15))
+
+
+@pytest.mark.slow
+def test_life_logs_its_first_cycles_as_a_bms_would():
+    profile = [1.0] * 126  # 1C for 21 min: 10 -> 45 %
+    res = life(profile, Start(0.1, 298.15), config=LifeConfig(n_cycles=3), record=2)
+    assert res["cycles"] == 3 and len(res["traces"]) == 2
+    tr = res["traces"][0]
+    one_c = 5.0  # nmc, OKane2022: 5 A.h
+    current = np.asarray(tr["current"])
+    # one sample a minute: 21 min of 1C charge, 60 min of rest, 21 min of 1C discharge, 60 min of rest
+    assert len(current) == 21 + 60 + 21 + 60 == len(tr["voltage"]) == len(tr["temperature"])
+    assert np.allclose(current[:21], -one_c) and np.allclose(current[81:102], one_c) and not current[21:81].any()
+    v = np.asarray(tr["voltage"])
+    assert v[20] > v[80] > v[101]  # charged, relaxed, discharged
+    assert math.isclose(sum(-c for c in tr["current"] if c < 0), sum(c for c in tr["current"] if c > 0), rel_tol=1e-9)
+    assert "traces" not in life(profile, Start(0.1, 298.15), config=LifeConfig(n_cycles=3))

@@ -136,3 +136,22 @@ def test_ablate_diagnostics_trains_the_variants_and_judges_them_on_the_ground_tr
     again = json.loads((tmp_path / "runs.json").read_text())
     script("ablate_diagnostics").main(args)  # finished runs are reused, measured policies kept
     assert json.loads((tmp_path / "runs.json").read_text())["train_minutes"] == {} and again["train_minutes"]
+
+
+@pytest.mark.slow
+def test_train_life_estimator_simulates_lives_fits_and_resumes(tmp_path, script):
+    args = ["--n-protocols", "4", "--n-cycles", "3", "--holdout", '["CC-CV 1C"]', "--training", "{epochs: 20}",
+            "--out", str(tmp_path), "--progress", "false"]
+    result = script("train_life_estimator").main(args)
+    groups = {r["group"] for r in result["lives"]}
+    assert groups == {"train", "test", "CC-CV"}  # CC-CV from 10 % SOC at 10 and 25 C (it times out at 40 C)
+    for r in result["lives"]:
+        assert 1e3 < r["dfn_cycles_to_90"] < 1e7 and r["predicted"] > 0
+    assert set(result["metrics"]) == groups and result["metrics"]["CC-CV"]["n"] == 2
+    for name in ("life.md", "life.png", "life.pt", "life.json"):
+        assert (tmp_path / name).exists()
+    lives = sorted((tmp_path / "lives").glob("*.json"))
+    stamps = [p.stat().st_mtime_ns for p in lives]
+    again = script("train_life_estimator").main(args)  # the lives are read back, not simulated again
+    assert [p.stat().st_mtime_ns for p in lives] == stamps
+    assert [r["dfn_cycles_to_90"] for r in again["lives"]] == [r["dfn_cycles_to_90"] for r in result["lives"]]
