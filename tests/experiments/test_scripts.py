@@ -122,6 +122,7 @@ def test_ablate_diagnostics_trains_the_variants_and_judges_them_on_the_ground_tr
     assert set(runs) == {"margin, no diagnostics", "BMS only + diagnostics"}
     bms = yaml.safe_load((Path(runs["BMS only + diagnostics"][0]) / "config.yml").read_text())
     assert bms["config"]["env_id"] == "cellgym/FastChargeBMS-v0" and bms["hyperparams"]["env_kwargs"]["w_plating"] == 0.0
+    assert bms["hyperparams"]["env_kwargs"]["violation_penalty"] == 100.0  # crashing costs more than charging
     assert bms["hyperparams"]["env_kwargs"]["diagnostics"] == ["plating", "degradation"]
     measured = sorted((tmp_path / "policies").glob("*.json"))
     assert len(measured) == 2
