@@ -61,6 +61,18 @@ def test_the_default_training_env_is_the_env_with_tightened_limits_and_paid_diag
     assert agent_buffers(own) == pytest.approx((0.010, 2.0, 0.004))
 
 
+@pytest.mark.parametrize("algo", sorted(ALGOS))
+def test_the_bms_only_id_trains_without_the_margin_and_pays_for_a_crash(algo):
+    """Every algorithm's file serves cellgym/FastChargeBMS-v0 with the margin's penalty off (the file's env_kwargs must
+    not put it back) and a hard violation dearer than a charge; everything else as for FastCharge-v0."""
+    bms = resolve_hyperparams(AgentConfig(algo=algo, env_id=envs.FAST_CHARGE_BMS_ID))
+    base = resolve_hyperparams(AgentConfig(algo=algo))
+    assert bms["env_kwargs"]["w_plating"] == 0.0 and bms["env_kwargs"]["violation_penalty"] == 100.0
+    assert {k: v for k, v in bms["env_kwargs"].items() if k not in ("w_plating", "violation_penalty")} == \
+        {k: v for k, v in base["env_kwargs"].items() if k not in ("w_plating", "violation_penalty")}
+    assert {k: v for k, v in bms.items() if k != "env_kwargs"} == {k: v for k, v in base.items() if k != "env_kwargs"}
+
+
 def test_another_chemistry_keeps_the_voltage_margin_and_drops_diagnostics_it_does_not_ship(capsys):
     kw = resolve_hyperparams(AgentConfig(chemistry="lfp"))["env_kwargs"]
     assert kw["chemistry"] == "lfp" and kw["v_max"] == pytest.approx(3.6 - 0.010)
@@ -102,9 +114,10 @@ def test_a_run_is_reused_only_with_the_same_effective_settings(tmp_path):
     (tmp_path / "config.yml").write_text(yaml.safe_dump(resolve(cfg), sort_keys=False))
     (tmp_path / "policy.zip").write_bytes(b"")
     assert is_trained(cfg)
-    # unused diagnostic weights, threads and progress bar change nothing; a seed or a weight in use does
+    # unused diagnostic weights, threads, progress bar and what the replay measures change nothing; a seed or a
+    # weight in use does
     assert is_trained(AgentConfig(out=str(tmp_path), train_env={"diagnostics": [], "diagnostic_weights": {"plating": 1.0}},
-                                  threads=1, progress=False))
+                                  threads=1, progress=False, backend="surrogate", life_cycles=0, degradation=False))
     assert not is_trained(AgentConfig(out=str(tmp_path), train_env={"diagnostics": []}, seed=1))
     assert not is_trained(AgentConfig(out=str(tmp_path), train_env={"diagnostics": [], "w_time": 0.2}))
 
