@@ -77,6 +77,7 @@ def variant_config(cfg: AblationConfig, name: str, settings: dict, seed: int) ->
     """The AgentConfig of one variant and seed."""
     base = AgentConfig(**{"threads": cfg.threads, "progress": cfg.progress, "backend": "surrogate", **cfg.agent})
     settings = copy.deepcopy(settings)
+    settings.pop("seeds", None)  # which seeds run, not how
     base.train_env = {**base.train_env, **settings.pop("train_env", {})}
     for key, value in settings.items():
         setattr(base, key, value)
@@ -101,7 +102,7 @@ def main(argv=None) -> dict:
         for name, settings in cfg.variants.items():
             if seed not in settings.get("seeds", cfg.seeds):
                 continue
-            agent_cfg = variant_config(cfg, name, {k: v for k, v in settings.items() if k != "seeds"}, seed)
+            agent_cfg = variant_config(cfg, name, settings, seed)
             if is_trained(agent_cfg):
                 print(f"{name}, seed {seed}: reusing {agent_cfg.run_dir()}")
             else:

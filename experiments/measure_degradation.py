@@ -43,7 +43,7 @@ from agents.evaluation import CV_MARGIN, Start  # noqa: E402
 from agents.references import load_references, point_key, reference_starts, task_env_kwargs  # noqa: E402
 from envs.config import ChargingConfig  # noqa: E402
 from surrogates.common.cli import parse_config  # noqa: E402
-from surrogates.common.files import atomic_write_text  # noqa: E402
+from surrogates.common.files import atomic_write_text, safe_name  # noqa: E402
 
 
 @dataclass
@@ -102,10 +102,6 @@ def policies(cfg: MeasureConfig):
             yield f"{family}: {Path(d).name}", family, (lambda start, a=agent: a), env_kwargs
 
 
-def file_name(name: str) -> str:
-    return "".join(c if c.isalnum() or c in "-." else "_" for c in name).strip("_") + ".json"
-
-
 def main(argv=None) -> dict:
     cfg, _ = parse_config(MeasureConfig, argv, description=__doc__)
     out = Path(cfg.out)
@@ -121,7 +117,7 @@ def main(argv=None) -> dict:
         estimator = load_diagnostic("degradation", cfg.chemistry)  # its estimate of each agent's charge, beside the DFN's
     results = {}
     for name, family, policy_at, env_kwargs in policies(cfg):
-        path = out / "policies" / file_name(name)
+        path = out / "policies" / f"{safe_name(name)}.json"
         settings = {"name": name, "family": family, "env": env_kwargs, "life": asdict(life_config),
                     "starts": [point_key(s) for s in starts], "life_starts": [point_key(s) for s in lives_at]}
         if path.exists():

@@ -36,7 +36,7 @@ from agents.degradation_report import load_baselines  # noqa: E402
 from agents.evaluation import Start  # noqa: E402
 from surrogates.common.channels import DEFAULT_DT  # noqa: E402
 from surrogates.common.cli import parse_config  # noqa: E402
-from surrogates.common.files import atomic_write_text  # noqa: E402
+from surrogates.common.files import atomic_write_text, safe_name  # noqa: E402
 from surrogates.diagnostics import life as estimator  # noqa: E402
 from surrogates.physics.chemistry import get_chemistry  # noqa: E402
 
@@ -127,12 +127,11 @@ def main(argv=None) -> dict:
     lives, t0 = [], time.time()
     todo = list(protocols(cfg, DEFAULT_DT))
     for name, group, profile, start in tqdm(todo, desc="lives", unit="life", disable=not cfg.progress):
-        path = out / "lives" / ("".join(c if c.isalnum() or c in "-.@" else "_" for c in name) + ".json")
+        path = out / "lives" / f"{safe_name(name, keep='-.@')}.json"
         settings = {"chemistry": cfg.chemistry, "profile": profile, "start": [start.soc, start.ambient_temperature],
                     "life": asdict(life_config), "record": spec.n_cycles}
-        if path.exists() and json.loads(path.read_text()).get("settings") == json.loads(json.dumps(settings)):
-            res = json.loads(path.read_text())
-        else:
+        res = json.loads(path.read_text()) if path.exists() else {}
+        if res.get("settings") != json.loads(json.dumps(settings)):
             res = life(profile, start, cfg.chemistry, DEFAULT_DT, life_config, record=spec.n_cycles)
             res["settings"] = settings
             atomic_write_text(path, json.dumps(res, default=float))

@@ -30,6 +30,11 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
             tmp.unlink()
 
 
+def safe_name(name: str, keep: str = "-.") -> str:
+    """``name`` as a file name: letters, digits and ``keep`` as they are, anything else ``_`` (none at either end)."""
+    return "".join(c if c.isalnum() or c in keep else "_" for c in name).strip("_")
+
+
 def atomic_write_text(path: str | Path, text: str) -> None:
     """Write ``text`` to ``path`` atomically."""
     with atomic_path(path) as tmp:
