@@ -1,17 +1,8 @@
-"""Charging agents: stable-baselines3 training, rule-based baselines, evaluation.
+"""Charging agents and what they are judged by, one sub-package per role (each imports only those above it here):
 
-* :mod:`agents.algorithms`: the algorithm map (name -> SB3 class), the hyperparameter files, saved agents
-* :mod:`agents.train`: one training run (what ``experiments/train_agent.py`` runs)
-* :mod:`agents.callbacks`: TensorBoard statistics and figures, the diagnostic warm-up
-* :mod:`agents.baselines`: CC-CV and multi-step CC policies
-* :mod:`agents.evaluation`: replays on either backend, the per-charge summary and the profile figure
-* :mod:`agents.oracle`: the oracle, greedy on the limits with the DFN's state (the physical limit)
-* :mod:`agents.tuning`: the fastest safe multi-stage CC-CV per start condition (CMA-ES, COBYLA)
-* :mod:`agents.references`: the grid of start conditions and the committed reference table
-* :mod:`agents.yardstick`: a policy over the grid against the references: table, summary, figure
+* :mod:`agents.charge`: one charge: its start, its trace on an env, the typed record of what it achieved
+* :mod:`agents.control`: controllers that do not learn: CC-CV, multi-step CC, the greedy oracle, tuned protocols
+* :mod:`agents.evaluation`: the yardstick: the grid, the committed reference table, scoring, the report
+* :mod:`agents.ageing`: ground-truth degradation of a charge and over life, and its report
+* :mod:`agents.rl`: stable-baselines3 training, its hyperparameter files, a trained run judged on the DFN
 """
-
-from pathlib import Path
-
-HYPERPARAMS_DIR = Path(__file__).resolve().parent / "hyperparams"
-"""rl-baselines3-zoo YAML files, one per algorithm, keyed by env id (see :mod:`agents.algorithms`)."""

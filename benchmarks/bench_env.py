@@ -39,7 +39,7 @@ import gymnasium as gym  # noqa: E402
 
 import envs  # noqa: E402,F401
 import envs.batch as batch  # noqa: E402
-from agents.baselines import CCCVPolicy, MultiStepCCPolicy  # noqa: E402
+from agents.control.rules import CCCVPolicy, MultiStepCCPolicy  # noqa: E402
 from envs.backends import resolve_surrogate  # noqa: E402
 from envs.gym_vector import FastChargeVectorEnv  # noqa: E402
 from envs.vector import SurrogateVecEnv  # noqa: E402

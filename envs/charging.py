@@ -177,6 +177,22 @@ def observe(channels: dict[str, np.ndarray], c_rate: np.ndarray, steps: np.ndarr
     return np.clip(obs, -OBS_BOUND, OBS_BOUND).astype(np.float32)
 
 
+def limit_excess(channels: dict[str, np.ndarray], config: ChargingConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """How far each interval went past each limit (0 inside it): V over ``v_max`` [V], T over ``t_max`` [K],
+    plating margin under ``plating_limit`` [V]; each shaped like the channels."""
+    return (np.maximum(np.asarray(channels["voltage_max"]) - config.v_max, 0.0),
+            np.maximum(np.asarray(channels["temperature_max"]) - config.t_max, 0.0),
+            np.maximum(config.plating_limit - np.asarray(channels["plating_margin_min"]), 0.0))
+
+
+def hard_violations(channels: dict[str, np.ndarray], config: ChargingConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The intervals that end an episode as a hard violation, per limit (voltage, temperature, plating): an excess
+    (:func:`limit_excess`) beyond the limit's ``hard_*_margin``; a margin of None never ends one."""
+    excesses = limit_excess(channels, config)
+    margins = (config.hard_voltage_margin, config.hard_temperature_margin, config.hard_plating_margin)
+    return tuple(e > m if m is not None else np.zeros(e.shape, dtype=bool) for e, m in zip(excesses, margins))
+
+
 def evaluate_step(channels: dict[str, np.ndarray], soc_prev: np.ndarray, steps: np.ndarray, config: ChargingConfig,
                   failed: np.ndarray | None = None, diagnostics: dict[str, np.ndarray] | None = None,
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, np.ndarray]]:
@@ -191,13 +207,8 @@ def evaluate_step(channels: dict[str, np.ndarray], soc_prev: np.ndarray, steps: 
     n = len(soc_prev)
     ok = np.ones(n, dtype=bool) if failed is None else ~np.asarray(failed, dtype=bool)
     failed = ~ok
-    over_v = np.maximum(channels["voltage_max"] - cfg.v_max, 0.0)
-    over_t = np.maximum(channels["temperature_max"] - cfg.t_max, 0.0)
-    under_p = np.maximum(cfg.plating_limit - channels["plating_margin_min"], 0.0)
-    no = np.zeros(n, dtype=bool)
-    hard_v = ok & (over_v > cfg.hard_voltage_margin) if cfg.hard_voltage_margin is not None else no
-    hard_t = ok & (over_t > cfg.hard_temperature_margin) if cfg.hard_temperature_margin is not None else no
-    hard_p = ok & (under_p > cfg.hard_plating_margin) if cfg.hard_plating_margin is not None else no
+    over_v, over_t, under_p = limit_excess(channels, cfg)
+    hard_v, hard_t, hard_p = (ok & h for h in hard_violations(channels, cfg))
     hard = hard_v | hard_t | hard_p
     progress = np.minimum(channels["soc"], cfg.soc_target) - np.minimum(soc_prev, cfg.soc_target)
     terms = {

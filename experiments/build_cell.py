@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 
 from tqdm.auto import tqdm  # noqa: E402
 
-from agents.references import GRID_AMBIENTS, GRID_SOCS  # noqa: E402
+from agents.evaluation.grid import GRID_AMBIENTS, GRID_SOCS  # noqa: E402
 from surrogates.common.cli import load_script, parse_config  # noqa: E402
 from surrogates.common.files import atomic_write_text  # noqa: E402
 
@@ -262,13 +262,15 @@ def stage_references(b: Build) -> str:
     script("build_references").main(["--chemistry", b.name, "--socs", json.dumps(list(c.socs)),
                                      "--ambients", json.dumps(list(c.ambients)), "--evaluations", str(c.evaluations),
                                      "--workers", str(min(b.workers, len(c.socs) * len(c.ambients)))])
-    from agents.references import reference_path
+    from agents.evaluation.references import reference_path
 
     return shown(reference_path(b.name))
 
 
 def references_done(b: Build) -> bool:
-    from agents.references import REFERENCES, grid, point_key, reference_path
+    from agents.charge import point_key
+    from agents.evaluation.grid import grid
+    from agents.evaluation.references import REFERENCES, reference_path
 
     path = reference_path(b.name)
     if not path.exists():

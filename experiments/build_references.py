@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from agents.references import GRID_AMBIENTS, GRID_SOCS  # noqa: E402
+from agents.evaluation.grid import GRID_AMBIENTS, GRID_SOCS  # noqa: E402
 from surrogates.common.cli import parse_config  # noqa: E402
 
 
@@ -50,7 +50,10 @@ class ReferenceConfig:
 def main(argv=None) -> dict:
     # -- config
     cfg, _ = parse_config(ReferenceConfig, argv, description=__doc__)
-    from agents.references import agent_buffers, build_references, grid, reference_path
+    from agents.evaluation.build import build_references
+    from agents.evaluation.grid import grid
+    from agents.evaluation.references import reference_path
+    from agents.rl.algorithms import agent_buffers
     from envs.config import ChargingConfig
 
     config = ChargingConfig(chemistry=cfg.chemistry)  # the env's task, its own limits

@@ -42,7 +42,8 @@ def main(argv=None) -> dict:
     # -- evaluate every run (or reuse its saved replay)
     import json
 
-    from agents.yardstick import compare_runs, evaluate_run
+    from agents.evaluation.yardstick import compare_runs
+    from agents.rl.evaluate import evaluate_run
 
     def saved(run_dir: str) -> dict | None:
         for name in (f"evaluation-{args.backend}.json", "evaluation.json"):

@@ -5,12 +5,12 @@
     python experiments/train_agent.py --config my_run.yml --out runs/agents/my_run
     tensorboard --logdir runs
 
-Hyperparameters and the training env come from agents/hyperparams/<algo>.yml (rl-baselines3-zoo's
+Hyperparameters and the training env come from agents/rl/hyperparams/<algo>.yml (rl-baselines3-zoo's
 keys; `python -m rl_zoo3.train --algo ppo --env cellgym/FastCharge-v0 --gym-packages envs
---conf-file agents/hyperparams/ppo.yml` trains the same agent). The training env charges for what
+--conf-file agents/rl/hyperparams/ppo.yml` trains the same agent). The training env charges for what
 the learned diagnostics see in the BMS signals (plating detector and degradation estimator); the
 replay judges the policy by physics alone. ``experiments/ablate_diagnostics.py`` trains with and
-without those terms. The run itself is agents.train.train.
+without those terms. The run itself is agents.rl.train.train.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from agents.train import AgentConfig, train  # noqa: E402
+from agents.rl.train import AgentConfig, train  # noqa: E402
 from surrogates.common.cli import parse_config  # noqa: E402
 
 

@@ -6,13 +6,13 @@
 
 Top to bottom: config -> protocols (random multi-stage constant-current charges from random start SOC and
 ambient, and held out: the CC-CV family and the tuned protocols as the committed baselines charged them)
--> each protocol's life on the degradation DFN (:func:`agents.ageing.life`: charge, 1 h rest, discharge of
+-> each protocol's life on the degradation DFN (:func:`agents.ageing.life.life`: charge, 1 h rest, discharge of
 the same charge, 1 h rest, ``n_cycles`` times; the first cycles logged as a BMS would) -> one JSON per life
 under ``<out>/lives/`` (atomic; a stopped run resumes) -> :class:`surrogates.diagnostics.life.LifeCNN` fitted
 on the training protocols -> its error on held-out random protocols and on the held-out families, beside the
 error of predicting the training mean -> ``<out>/life.md``, ``life.png``, ``life.pt``.
 
-The DFN's cycles to 90 % are extrapolated from the simulated cycles with the SEI law (agents.ageing: a fit to
+The DFN's cycles to 90 % are extrapolated from the simulated cycles with the SEI law (agents.ageing.life: a fit to
 30 cycles gives cycles to 90 % to 0.3 % of a fit to 100), so the label is that extrapolation.
 About 25 s a life of 30 cycles on one core; the default (96 + 18 lives) about 45 min.
 """
@@ -31,9 +31,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 import numpy as np  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 
-from agents.ageing import LifeConfig, life  # noqa: E402
-from agents.degradation_report import load_baselines  # noqa: E402
-from agents.evaluation import Start  # noqa: E402
+from agents.ageing.life import LifeConfig, life  # noqa: E402
+from agents.ageing.report import load_baselines  # noqa: E402
+from agents.charge import Start  # noqa: E402
 from surrogates.common.channels import DEFAULT_DT  # noqa: E402
 from surrogates.common.cli import parse_config  # noqa: E402
 from surrogates.common.files import atomic_write_text, safe_name  # noqa: E402

@@ -93,6 +93,19 @@ class SimulationWindowError(DFNError):
     """The cell left the simulation window (voltage or temperature) where the DFN is trusted."""
 
 
+SUBSTEPS = 5
+"""Samples per interval for the interval extremes, ends included (the simulator's default)."""
+RTOL, ATOL = 1e-4, 1e-6
+"""IDA tolerances (the simulator's defaults)."""
+
+
+def describe(substeps: int = SUBSTEPS, rtol: float = RTOL) -> str:
+    """The model and solver settings a result depends on, in words: ``"DFN + lumped thermal, substeps 5, IDAKLU rtol
+    1e-4"``."""
+    rtol_text = np.format_float_scientific(rtol, trim="-", exp_digits=1)
+    return f"DFN + {DFN_OPTIONS['thermal']} thermal, substeps {int(substeps)}, IDAKLU rtol {rtol_text}"
+
+
 class DFNSimulator:
     """PyBaMM DFN + lumped thermal, stepped one control interval at a time.
 
@@ -119,9 +132,9 @@ class DFNSimulator:
         self,
         chemistry: str = "nmc",
         dt: float = DEFAULT_DT,
-        substeps: int = 5,
-        rtol: float = 1e-4,
-        atol: float = 1e-6,
+        substeps: int = SUBSTEPS,
+        rtol: float = RTOL,
+        atol: float = ATOL,
         degradation: bool = False,
     ):
         if not (isinstance(dt, (int, float)) and math.isfinite(dt) and dt > 0):
@@ -131,6 +144,8 @@ class DFNSimulator:
         self.chemistry: Chemistry = get_chemistry(chemistry)
         self.dt = float(dt)
         self.substeps = int(substeps)
+        self.description = describe(self.substeps, rtol)
+        """The settings in words (:func:`describe`)."""
         self.parameter_set = self.chemistry.parameter_set
         self.degradation = bool(degradation)
         self.channels: tuple[str, ...] = OUTPUT_CHANNELS + (DEGRADATION_CHANNELS if self.degradation else ())
@@ -296,7 +311,7 @@ class DFNSimulator:
     def snapshot(self) -> tuple:
         """The simulator's state (cell state, SOC, time), to :meth:`restore` later.
 
-        Lets a controller try an interval and take it back (the oracle of :mod:`agents.oracle`
+        Lets a controller try an interval and take it back (the oracle of :mod:`agents.control.oracle`
         bisects the largest safe current this way). Solves never modify a state, so a snapshot
         stays valid however often it is restored.
         """

@@ -349,7 +349,7 @@ def test_other_architectures_run_an_episode(tiny_checkpoints, arch):
 @pytest.mark.slow
 def test_backends_agree_with_the_shipped_surrogate(protocol, arch):
     """Same action sequence on both backends: voltage MAE <= 20 mV, time to target within 2 %."""
-    from agents.baselines import CCCVPolicy, MultiStepCCPolicy
+    from agents.control.rules import CCCVPolicy, MultiStepCCPolicy
     from surrogates.models.surrogate import checkpoint_path
 
     if not checkpoint_path("nmc", arch).exists():

@@ -145,7 +145,7 @@ def test_quick_build_from_a_parameter_set_resumes_after_a_kill(script, cells, tm
     import gymnasium as gym
 
     import envs  # noqa: F401
-    from agents.references import load_references
+    from agents.evaluation.references import load_references
     from envs.config import ChargingConfig
     from surrogates.models.surrogate import load_surrogate
 
