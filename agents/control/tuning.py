@@ -110,8 +110,8 @@ def simulate_protocol(sim: DFNSimulator, protocol: Protocol, start: Start, confi
     """Charge from ``start`` under ``protocol`` on ``sim``; a trace like :func:`agents.charge.rollout`'s.
 
     Runs of intervals at the protocol's CC rate are solved in one call (see the module docstring).
-    Stops at the target, at the time limit, at a hard violation (as the env does) or at a solver
-    failure (``solver_failure`` True).
+    Stops at the target, at the time limit, at the first hard violation (the env's own termination,
+    :func:`envs.charging.hard_violations`) or at a solver failure (``solver_failure`` True).
     """
     policy = protocol.policy(config)
     rest = sim.reset(start.soc, start.ambient_temperature)
@@ -124,8 +124,11 @@ def simulate_protocol(sim: DFNSimulator, protocol: Protocol, start: Start, confi
         obs = observe(ch, c_prev, steps, np.broadcast_to(amb, c_prev.shape), config)
         return policy.c_rate(obs)
 
-    def hard(ch: dict) -> bool:  # the env's own termination
-        return bool(np.any(hard_violations(ch, config)))
+    def hard_at(ch: dict) -> np.ndarray:  # the env's own termination, per interval
+        return np.logical_or.reduce(hard_violations(ch, config))
+
+    def hard(ch: dict) -> bool:
+        return bool(np.any(hard_at(ch)))
 
     while k < config.max_steps:
         c = float(decide(last, np.array([c_hist[-1]]), np.array([k]))[0])
@@ -138,7 +141,8 @@ def simulate_protocol(sim: DFNSimulator, protocol: Protocol, start: Start, confi
         m = len(out["soc"])
         if n > 1 and m > 0:  # keep the intervals until the policy's own rule would choose another rate
             nxt = decide(out, np.full(m, c), k + 1 + np.arange(m))
-            stop = (nxt != c) | (out["soc"] >= config.soc_target - 1e-9)
+            # the env ends the charge at the first hard violation: so does the batch of intervals
+            stop = (nxt != c) | (out["soc"] >= config.soc_target - 1e-9) | hard_at(out)
             used = int(np.argmax(stop)) + 1 if stop.any() else m
             if used < m or (failed and stop.any()):
                 sim.restore(snap)
