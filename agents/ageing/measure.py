@@ -13,9 +13,16 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict
 from pathlib import Path
 
+import gymnasium as gym
+
+import envs
 from agents.ageing.cycle import DEGRADATION, cycle
 from agents.ageing.life import LIFE_STARTS, LifeConfig, life
 from agents.charge import Start
+from agents.control.rules import CV_MARGIN, CCCVPolicy
+from agents.control.tuning import Protocol
+from agents.evaluation.references import load_references, task_env_kwargs
+from envs.config import ChargingConfig
 from surrogates.common.files import atomic_write_text, safe_name
 
 BASELINE_FAMILIES = ("CC-CV", "tuned 5-stage")
@@ -52,10 +59,6 @@ def measure_policies(policies: Iterable[PolicySpec], starts: list[Start], lives_
     """Every policy's :func:`measure` on the degradation DFN into ``folder/<name>.json`` (atomically); a file with the
     same settings is read back instead. ``estimator`` (the degradation diagnostic) estimates each charge's loss, for
     policies outside :data:`BASELINE_FAMILIES`. Returns ``{name: result}``."""
-    import gymnasium as gym
-
-    import envs
-
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     results = {}
@@ -84,11 +87,6 @@ def measure_policies(policies: Iterable[PolicySpec], starts: list[Start], lives_
 def baseline_policies(chemistry: str, cccv=(0.5, 0.75, 1.0, 1.25, 1.5), tuned: bool = True, references=None):
     """The baselines as :data:`PolicySpec`: CC-CV at each rate in ``cccv`` [1/h] (CV 5 mV below v_max, as in the
     references) and, with ``tuned``, the tuned protocol of each grid point of the reference table."""
-    from agents.control.rules import CV_MARGIN, CCCVPolicy
-    from agents.control.tuning import Protocol
-    from agents.evaluation.references import load_references, task_env_kwargs
-    from envs.config import ChargingConfig
-
     config = ChargingConfig(chemistry=chemistry)
     base_env = task_env_kwargs(config)
     for c in cccv:

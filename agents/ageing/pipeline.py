@@ -16,6 +16,7 @@ from agents.ageing.measure import PolicySpec, baseline_policies, measure_policie
 from agents.ageing.report import load_baselines, ship_baselines, write_report
 from agents.evaluation.references import load_references, reference_starts
 from envs.config import ChargingConfig
+from surrogates.diagnostics import load_diagnostic
 
 
 
@@ -66,8 +67,6 @@ def measure_degradation(cfg: MeasureConfig, agents: Iterable[PolicySpec] = ()) -
     life_config = LifeConfig(n_cycles=cfg.n_cycles)
     estimator = None
     if cfg.runs:
-        from surrogates.diagnostics import load_diagnostic
-
         estimator = load_diagnostic("degradation", cfg.chemistry)  # its estimate of each agent's charge, beside the DFN's
     policies = itertools.chain(baseline_policies(cfg.chemistry, cfg.cccv, cfg.tuned, cfg.references or None), agents)
     results = measure_policies(policies, starts, lives_at, life_config, out / "policies", estimator, cfg.progress)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,7 @@ from agents.charge import ChargeResult, Start, point_key
 from agents.charge.figures import save_figure
 from agents.evaluation.references import reference_path
 from agents.evaluation.scoring import score
+from surrogates.common.files import atomic_write_text
 from surrogates.common.tables import markdown_table
 
 
@@ -214,10 +216,6 @@ def ship_baselines(results: dict, table: dict, lives_at: list[Start], life_confi
                    command: str) -> Path:
     """Commit the baselines' results of ``results`` beside the reference table (:func:`degradation_path`), with the
     fronts and capacity figures of every policy in ``results``; the path written."""
-    from dataclasses import asdict
-
-    from surrogates.common.files import atomic_write_text
-
     baselines = {n: {k: v for k, v in r.items() if k != "yardstick"} for n, r in results.items()
                  if r["settings"]["family"] in BASELINE_FAMILIES}
     ship = {"command": command, "task": table["task"], "life": asdict(life_config),

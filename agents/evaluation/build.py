@@ -10,31 +10,29 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import gymnasium as gym
 import numpy as np
 
+import envs
 from agents.charge import Start, charge_row, point_key, rollout, summarize
+from agents.control.oracle import DFNOracle
+from agents.control.tuning import Protocol, encode_profile, fastest_cccv, scaled, tune_protocol
 from agents.evaluation.references import COMPUTE_ORDER, REFERENCES, REGENERATE, references_markdown, task_env_kwargs, task_record
 from envs.config import ChargingConfig
 from surrogates.common.files import atomic_write_text
+from surrogates.physics.dfn import DFNSimulator
 
 
 class PointWorker:
     """Computes the references of one grid point at a time (one DFN and one env per process)."""
 
     def __init__(self, config: ChargingConfig, buffers: tuple[float, float, float], evaluations: int, seed: int):
-        import gymnasium as gym
-
-        import envs
-        from surrogates.physics.dfn import DFNSimulator
-
         self.config, self.buffers, self.evaluations, self.seed = config, tuple(buffers), evaluations, seed
         self.sim = DFNSimulator(config.chemistry, dt=config.dt)
         self.env = gym.make(envs.FAST_CHARGE_ID, backend="pybamm", **task_env_kwargs(config)).unwrapped
 
     def verified(self, protocol, start: Start):
         """Replay through the env; scale the rates down by 0.5 % steps until the replay breaks nothing."""
-        from agents.control.tuning import scaled
-
         for _ in range(40):
             trace = rollout(protocol.policy(self.config), self.env, start)
             if summarize(trace, self.config).safe:
@@ -45,9 +43,6 @@ class PointWorker:
     def compute(self, start: Start, entry: dict, which, done=None, tick=None) -> dict:
         """Add the references in ``which`` that ``entry`` lacks (in :data:`REFERENCES`' order); ``done(entry)``
         after each one, ``tick(n)`` as the tuning's charges run. Returns the entry."""
-        from agents.control.oracle import DFNOracle
-        from agents.control.tuning import Protocol, encode_profile, fastest_cccv, tune_protocol
-
         config = self.config
         for ref in [r for r in COMPUTE_ORDER if r in which and r not in entry]:
             if ref in ("oracle", "oracle_buffered"):

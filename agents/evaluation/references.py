@@ -26,6 +26,7 @@ from pathlib import Path
 from agents.charge import Start, minutes
 from envs.config import ChargingConfig
 from surrogates.common.tables import markdown_table
+from surrogates.physics.chemistry import artefact_dir
 
 REFERENCE_DIR = Path(__file__).resolve().parents[1] / "references"
 """Committed reference tables, one per chemistry."""
@@ -43,7 +44,7 @@ REGENERATE = "python experiments/build_references.py --chemistry {chemistry}"
 
 def task_record(config: ChargingConfig) -> dict:
     """What the references depend on: the env's task and the DFN (a change means rebuilding)."""
-    import pybamm
+    import pybamm  # the table records its version; PyBaMM itself loads only where a task record is made
 
     from surrogates.physics.dfn import describe
 
@@ -57,8 +58,6 @@ def task_record(config: ChargingConfig) -> dict:
 
 def reference_path(chemistry: str) -> Path:
     """``{chemistry}.json``: in :data:`REFERENCE_DIR` for a shipped cell, in the cell's folder for a user's."""
-    from surrogates.physics.chemistry import artefact_dir
-
     return artefact_dir(chemistry, "references", REFERENCE_DIR) / f"{chemistry}.json"
 
 

@@ -37,6 +37,8 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.noise import NormalActionNoise, OrnsteinUhlenbeckActionNoise
 
 from agents.rl import HYPERPARAMS_DIR
+from envs import FAST_CHARGE_ID
+from surrogates.physics.chemistry import get_chemistry
 
 ALGOS: dict[str, type[BaseAlgorithm]] = {"ppo": PPO, "sac": SAC, "td3": TD3}
 """Algorithm name (as in rl_zoo3's ``--algo`` and the hyperparameter file's name) -> SB3 class."""
@@ -101,9 +103,6 @@ def agent_buffers(config, algo: str = "ppo") -> tuple[float, float, float]:
     """The safety buffers (V, K, V) of the default training env (``agents/rl/hyperparams/<algo>.yml``)
     inside ``config``'s limits (a :class:`envs.config.ChargingConfig`): how much tighter the agent is trained than it
     is judged."""
-    from envs import FAST_CHARGE_ID
-    from surrogates.physics.chemistry import get_chemistry
-
     kw = load_hyperparams(algo, FAST_CHARGE_ID).get("env_kwargs") or {}
     v_written = get_chemistry(kw.get("chemistry", "nmc")).v_max
     return (round(v_written - kw.get("v_max", v_written), 9), round(config.t_max - kw.get("t_max", config.t_max), 9),

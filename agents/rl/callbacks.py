@@ -22,7 +22,9 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import Figure, TensorBoardOutputFormat
 from stable_baselines3.common.vec_env import SubprocVecEnv
 
-from envs.charging import REWARD_TERMS
+from agents.charge import rollout, summarize
+from agents.charge.figures import plot_traces
+from envs.charging import REWARD_TERMS, FastChargeEnv
 
 
 class ChargeStatsCallback(BaseCallback):
@@ -151,10 +153,6 @@ class ProfileFigureCallback(BaseCallback):
         self._env = None
 
     def _on_step(self) -> bool:
-        from agents.charge import rollout, summarize
-        from agents.charge.figures import plot_traces
-        from envs.charging import FastChargeEnv
-
         if self._env is None:
             self._env = FastChargeEnv(backend="surrogate", **self.env_kwargs)
         trace = rollout(self.model, self._env, self.start)

@@ -32,6 +32,7 @@ from agents.evaluation.references import load_references, reference_starts
 from agents.evaluation.scoring import replay_grid, score
 from agents.evaluation.yardstick import markdown, plot_grid
 from agents.rl.algorithms import load_agent
+from surrogates.diagnostics import load_diagnostic
 from surrogates.common.tables import markdown_table
 from surrogates.physics.chemistry import get_chemistry
 
@@ -118,8 +119,6 @@ def evaluate_run(run_dir, backend: str = "pybamm", references=None, out_name: st
 def degradation_section(agent, rc: dict, table: dict, starts: list[Start], run_dir: Path, out_name: str,
                         progress: bool, life_cycles: int = 0) -> tuple[dict, str]:
     """The agent's ground truth beside the committed baselines': its results and the markdown section."""
-    from surrogates.diagnostics import load_diagnostic
-
     baselines = load_baselines(rc["chemistry"])
     lives_at = life_starts(starts)
     env = gym.make(envs.FAST_CHARGE_ID, chemistry=rc["chemistry"], backend="pybamm", surrogate=rc["surrogate"],
