@@ -29,14 +29,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
 import numpy as np  # noqa: E402
-from tqdm.auto import tqdm  # noqa: E402
 
-from agents.ageing.life import LifeConfig, life  # noqa: E402
+from agents.ageing.life import LifeConfig  # noqa: E402
+from agents.ageing.measure import measure_lives  # noqa: E402
 from agents.ageing.report import load_baselines  # noqa: E402
 from agents.charge import Start  # noqa: E402
 from surrogates.common.channels import DEFAULT_DT  # noqa: E402
 from surrogates.common.cli import parse_config  # noqa: E402
-from surrogates.common.files import atomic_write_text, safe_name  # noqa: E402
+from surrogates.common.files import atomic_write_text  # noqa: E402
 from surrogates.diagnostics import life as estimator  # noqa: E402
 from surrogates.physics.chemistry import get_chemistry  # noqa: E402
 
@@ -119,22 +119,16 @@ def main(argv=None) -> dict:
     spec = estimator.LifeFeatures(**cfg.features)
     train_cfg = estimator.LifeTraining(**{"seed": cfg.seed, **cfg.training})
     out = Path(cfg.out)
-    (out / "lives").mkdir(parents=True, exist_ok=True)
     one_c = get_chemistry(cfg.chemistry).capacity_ah
     life_config = LifeConfig(n_cycles=cfg.n_cycles, segment_s=spec.dt)
 
     # -- every protocol's life on the DFN (resumable: one JSON each)
     lives, t0 = [], time.time()
     todo = list(protocols(cfg, DEFAULT_DT))
-    for name, group, profile, start in tqdm(todo, desc="lives", unit="life", disable=not cfg.progress):
-        path = out / "lives" / f"{safe_name(name, keep='-.@')}.json"
-        settings = {"chemistry": cfg.chemistry, "profile": profile, "start": [start.soc, start.ambient_temperature],
-                    "life": asdict(life_config), "record": spec.n_cycles}
-        res = json.loads(path.read_text()) if path.exists() else {}
-        if res.get("settings") != json.loads(json.dumps(settings)):
-            res = life(profile, start, cfg.chemistry, DEFAULT_DT, life_config, record=spec.n_cycles)
-            res["settings"] = settings
-            atomic_write_text(path, json.dumps(res, default=float))
+    done = measure_lives([(name, profile, start) for name, _, profile, start in todo], cfg.chemistry, DEFAULT_DT,
+                         life_config, out / "lives", record=spec.n_cycles, progress=cfg.progress)
+    for name, group, _, _ in todo:
+        res = done[name]
         if res["cycles"] == cfg.n_cycles and math.isfinite(res["cycles_to_90"]) and res["cycles_to_90"] > 0:
             lives.append((name, group, res))
         else:

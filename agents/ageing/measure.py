@@ -84,6 +84,29 @@ def measure_policies(policies: Iterable[PolicySpec], starts: list[Start], lives_
     return results
 
 
+def measure_lives(protocols: Iterable[tuple[str, list, Start]], chemistry: str, dt: float, life_config: LifeConfig,
+                  folder: Path, record: int = 0, progress: bool = True) -> dict[str, dict]:
+    """Each protocol's :func:`agents.ageing.life.life` into ``folder/<name>.json`` (atomically), resumable: a file with the
+    same settings is read back instead. ``protocols``: (name, C-rate profile [1/h] per interval of ``dt`` [s], start).
+    Returns ``{name: life result}``, each with its ``settings``."""
+    from tqdm.auto import tqdm
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    lives = {}
+    for name, profile, start in tqdm(list(protocols), desc="lives", unit="life", disable=not progress):
+        path = folder / f"{safe_name(name, keep='-.@')}.json"
+        settings = {"chemistry": chemistry, "profile": profile, "start": [start.soc, start.ambient_temperature],
+                    "life": asdict(life_config), "record": record}
+        res = json.loads(path.read_text()) if path.exists() else {}
+        if res.get("settings") != json.loads(json.dumps(settings)):
+            res = life(profile, start, chemistry, dt, life_config, record=record)
+            res["settings"] = settings
+            atomic_write_text(path, json.dumps(res, default=float))
+        lives[name] = res
+    return lives
+
+
 def baseline_policies(chemistry: str, cccv=(0.5, 0.75, 1.0, 1.25, 1.5), tuned: bool = True, references=None):
     """The baselines as :data:`PolicySpec`: CC-CV at each rate in ``cccv`` [1/h] (CV 5 mV below v_max, as in the
     references) and, with ``tuned``, the tuned protocol of each grid point of the reference table."""
@@ -101,4 +124,4 @@ def baseline_policies(chemistry: str, cccv=(0.5, 0.75, 1.0, 1.25, 1.5), tuned: b
         yield "tuned 5-stage", BASELINE_FAMILIES[1], tuned_at, base_env
 
 
-__all__ = ["BASELINE_FAMILIES", "PolicySpec", "baseline_policies", "measure", "measure_policies"]
+__all__ = ["BASELINE_FAMILIES", "PolicySpec", "baseline_policies", "measure", "measure_policies", "measure_lives"]
