@@ -16,11 +16,12 @@ a template). Everything is checked before any work starts. The stages:
     diagnostics  plating and OOD detectors with their cards (train_diagnostics.py)
     references   the yardstick's grid on the DFN: oracle, tuned protocol, CC-CV (build_references.py)
 
-Each stage runs the same script a user would, resumes where it stopped after a kill, and is skipped
-when its output exists. The cell lands in the user cell directory ($CELLGYM_CELLS, default
-~/.cellgym/cells/<name>/), where load_surrogate, gym.make("cellgym/FastCharge-v0", chemistry=<name>)
-and train_agent.py --chemistry <name> find it by name. ``--ship`` (maintainers) writes it beside the
-shipped cells instead. Datasets go to data/<name>, training runs to runs/cells/<name>/.
+Each stage calls the library functions the script in parentheses calls (no script runs another),
+resumes where it stopped after a kill, and is skipped when its output exists. The cell lands in the
+user cell directory ($CELLGYM_CELLS, default ~/.cellgym/cells/<name>/), where load_surrogate,
+gym.make("cellgym/FastCharge-v2", chemistry=<name>) and train_agent.py --chemistry <name> find it
+by name. ``--ship`` (maintainers) writes it beside the shipped cells instead. Datasets go to
+data/<name>, training runs to runs/cells/<name>/.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 from tqdm.auto import tqdm  # noqa: E402
 
 from agents.evaluation.grid import GRID_AMBIENTS, GRID_SOCS  # noqa: E402
-from surrogates.common.cli import load_script, parse_config  # noqa: E402
+from surrogates.common.cli import parse_config  # noqa: E402
 from surrogates.common.files import atomic_write_text  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
@@ -113,11 +114,6 @@ QUICK = dict(sequences=40, surrogate_minutes=1.0, surrogate_epochs=3, pretrain_e
 STAGES = ("cell", "data", "surrogate", "validation", "diagnostics", "references")
 
 
-def script(name: str):
-    """An experiment script as a module: each stage calls the ``main(argv)`` a user would run."""
-    return load_script(HERE / f"{name}.py")
-
-
 # --------------------------------------------------------------------------- where a build writes
 class Build:
     """The cell being built and where each stage's output goes."""
@@ -138,6 +134,13 @@ class Build:
     def record(self, stage: str, **info) -> None:
         self.log["stages"].setdefault(stage, {}).update(info)
         atomic_write_text(self.log_path, json.dumps(self.log, indent=1))
+
+    def datagen(self):
+        """The dataset's settings (a :class:`surrogates.data.schema.DatagenConfig`): what the data stage
+        simulates and what its check for pending shards compares with."""
+        from surrogates.data.schema import DatagenConfig
+
+        return DatagenConfig(chemistry=self.name, num_sequences=self.cfg.sequences, seed=0)
 
     def validation_report(self) -> Path:
         from surrogates.validation.heldout import validation_dir
@@ -197,27 +200,32 @@ def stage_cell(b: Build) -> str:
 
 
 def stage_data(b: Build) -> str:
-    script("generate_data").main(["--chemistry", b.name, "--num-sequences", str(b.cfg.sequences), "--seed", "0",
-                                  "--out", str(b.data), "--workers", str(b.workers), "--backend", b.cfg.data_backend])
+    """Simulate the dataset's pending shards into data/<name> (a killed run resumes shard by shard)."""
+    from surrogates.data.generate import generate
+
+    generate(b.datagen(), b.data, workers=b.workers, backend=b.cfg.data_backend)
     return str(b.data)
 
 
 def data_done(b: Build) -> bool:
     from surrogates.data.generate import pending_shards
-    from surrogates.data.schema import MANIFEST, DatagenConfig
+    from surrogates.data.schema import MANIFEST
 
-    cfg = DatagenConfig(chemistry=b.name, num_sequences=b.cfg.sequences, seed=0)
-    return (b.data / MANIFEST).exists() and not pending_shards(cfg, b.data)
+    return (b.data / MANIFEST).exists() and not pending_shards(b.datagen(), b.data)
 
 
 def stage_surrogate(b: Build) -> str:
-    c = b.cfg
-    script("train_surrogate").main([
-        "--arch", c.arch, "--chemistry", b.name, "--data", str(b.data), "--out", str(b.runs / f"surrogate-{c.arch}"),
-        "--max-epochs", str(c.surrogate_epochs), "--pretrain-epochs", str(c.pretrain_epochs), "--patience", "25", "--max-minutes", str(c.surrogate_minutes),
-        "--threads", str(c.threads), "--device", c.device, "--progress", "false", "--ship"])
+    """Train the surrogate (resuming its run folder) and ship it into the cell with its card."""
     from surrogates.models.surrogate import checkpoint_path
+    from surrogates.training.ship import ship_surrogate
+    from surrogates.training.surrogate import TrainConfig, train
 
+    c = b.cfg
+    # patience 25, not TrainConfig's 8: the build's time and epoch budgets end training, not a short plateau
+    config = TrainConfig(arch=c.arch, chemistry=b.name, data=str(b.data), out=str(b.runs / f"surrogate-{c.arch}"),
+                         max_epochs=c.surrogate_epochs, pretrain_epochs=c.pretrain_epochs, patience=25,
+                         max_minutes=c.surrogate_minutes, threads=c.threads, device=c.device, progress=False)
+    ship_surrogate(train(config))
     return shown(checkpoint_path(b.name, c.arch))
 
 
@@ -228,25 +236,32 @@ def surrogate_done(b: Build) -> bool:
 
 
 def stage_validation(b: Build) -> str:
-    out = b.validation_report().parent
-    script("validate_surrogates").main(["--chemistry", b.name, "--arch", b.cfg.arch, "--export", "--fit-ecm",
-                                        "--data", str(b.data), "--out", str(out),
-                                        "--threads", str(b.cfg.threads)])
+    """Export the held-out set, fit the ECM on the training split and validate the surrogate; the report lands
+    beside the held-out set (the cell's validation/ folder), where the card reads it."""
+    from surrogates.validation.report import ValidationConfig, validate_surrogates
+
+    validate_surrogates(ValidationConfig(chemistry=(b.name,), arch=(b.cfg.arch,), export=True, fit_ecm=True,
+                                         data=str(b.data), out=str(b.validation_report().parent), threads=b.cfg.threads))
     return shown(b.validation_report())
 
 
 def stage_diagnostics(b: Build) -> str:
+    """Train and ship each diagnostic the cell lacks (one already shipped is kept)."""
     from surrogates.diagnostics import checkpoint_path
     from surrogates.physics import chemistry
+    from surrogates.training.diagnostics import DiagnosticConfig, train_diagnostic
+    from surrogates.training.ship import ship_diagnostic
 
-    others = [str(Path(b.cfg.data_root) / n) for n in sorted(chemistry.CHEMISTRIES) if n != b.name]
+    # the OOD detector is tested on the shipped cells' datasets, those that exist under data_root
+    others = tuple(str(Path(b.cfg.data_root) / n) for n in sorted(chemistry.CHEMISTRIES) if n != b.name)
     done = []
     for kind in b.cfg.diagnostics:
         if not checkpoint_path(b.name, kind).exists():
-            script("train_diagnostics").main([
-                "--kind", kind, "--chemistry", b.name, "--data", str(b.data), "--out", str(b.runs / f"diagnostic-{kind}"),
-                "--max-minutes", str(b.cfg.diagnostic_minutes), "--ood-data", json.dumps(others),
-                "--device", b.cfg.device, "--progress", "false", "--ship"])
+            config = DiagnosticConfig(kind=kind, chemistry=b.name, data=str(b.data), out=str(b.runs / f"diagnostic-{kind}"),
+                                      max_minutes=b.cfg.diagnostic_minutes, ood_data=others, device=b.cfg.device,
+                                      progress=False)
+            train_diagnostic(config)
+            ship_diagnostic(config.run_dir(), b.name, kind)
         done.append(shown(checkpoint_path(b.name, kind)))
     return ", ".join(done)
 
@@ -258,12 +273,18 @@ def diagnostics_done(b: Build) -> bool:
 
 
 def stage_references(b: Build) -> str:
-    c = b.cfg
-    script("build_references").main(["--chemistry", b.name, "--socs", json.dumps(list(c.socs)),
-                                     "--ambients", json.dumps(list(c.ambients)), "--evaluations", str(c.evaluations),
-                                     "--workers", str(min(b.workers, len(c.socs) * len(c.ambients)))])
+    """The yardstick's references on the cell's DFN over the grid (resuming point by point)."""
+    from agents.evaluation.build import build_references
+    from agents.evaluation.grid import grid
     from agents.evaluation.references import reference_path
+    from agents.rl.algorithms import agent_buffers
+    from envs.config import ChargingConfig
 
+    c = b.cfg
+    config = ChargingConfig(chemistry=b.name)  # the env's task, the cell's own limits
+    starts = grid(c.socs, c.ambients)
+    build_references(config, starts, reference_path(b.name), agent_buffers(config), evaluations=c.evaluations,
+                     workers=min(b.workers, len(starts)))  # a worker per grid point at most
     return shown(reference_path(b.name))
 
 
@@ -317,7 +338,7 @@ Card: `{shown(checkpoint_path(cell.name, b.cfg.arch).with_suffix('.md'))}`.
 
 ```bash
 {env_var}python experiments/train_agent.py --chemistry {cell.name}
-{env_var}python -c "import gymnasium as gym, envs; env = gym.make('cellgym/FastCharge-v0', chemistry='{cell.name}')"
+{env_var}python -c "import gymnasium as gym, envs; env = gym.make('cellgym/FastCharge-v2', chemistry='{cell.name}')"
 ```
 """
     atomic_write_text(b.card_path, text)

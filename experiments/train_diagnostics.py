@@ -15,20 +15,20 @@ retrains and publishes the next version (the OOD threshold is recalibrated every
 with a card beside it; ``--rollback`` makes the previous version current again (checkpoint and
 threshold) and, with ``--ship``, ships it.
 """
+# The work is surrogates.training.diagnostics.train_diagnostic and surrogates.training.ship.ship_diagnostic
+# (build_cell.py calls them too); this file parses, calls and lists versions.
 
 from __future__ import annotations
 
 import json
-import shutil
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
 from surrogates.common.cli import parse_config  # noqa: E402
-from surrogates.common.files import atomic_path  # noqa: E402
-from surrogates.training.card import reproduce_section  # noqa: E402
 from surrogates.training.diagnostics import DiagnosticConfig, train_diagnostic  # noqa: E402
+from surrogates.training.ship import ship_diagnostic  # noqa: E402
 
 
 def _extra(parser):
@@ -38,70 +38,6 @@ def _extra(parser):
                         help="do not train: make the previous version current again (with --ship: ship it)")
     parser.add_argument("--versions", action="store_true", help="do not train: list the versions and exit")
     parser.add_argument("--ship-only", action="store_true", help="do not train: ship the current version")
-
-
-def _fmt(v) -> str:
-    return f"{v:.4f}" if isinstance(v, float) else str(v)
-
-
-def reproduce_args(config: dict) -> list[str]:
-    """The flags that rebuild ``config`` (a resolved DiagnosticConfig as a dict): kind, chemistry, data and
-    every field that differs from its default (settings this version no longer has are left out)."""
-    defaults = DiagnosticConfig().to_dict()
-    data = config["data"] or DiagnosticConfig(kind=config["kind"], chemistry=config["chemistry"]).data_dir()
-    args = ["--kind", config["kind"], "--chemistry", config["chemistry"], "--data", data]
-    for key, value in config.items():
-        if key in ("kind", "chemistry", "data", "progress", "resume") or key not in defaults or value == defaults[key]:
-            continue
-        text = json.dumps(value) if isinstance(value, (list, dict)) else str(value).lower() if isinstance(value, bool) else str(value)
-        args += ["--" + key.replace("_", "-"), f"'{text}'" if isinstance(value, (list, dict)) or text == "" else text]
-    return args
-
-
-def write_card(path: Path, meta: dict, threshold: float, threshold_info: dict, model_config: dict | None = None) -> None:
-    """A small markdown card beside a shipped diagnostic: data, config, metrics, how to reproduce."""
-    from surrogates.diagnostics import diagnostic_kind
-
-    plugin = diagnostic_kind(meta["kind"])
-    d, m, cols = meta["data"], meta["metrics"], plugin.columns
-    rows = [f"| {name} | " + " | ".join(_fmt(v.get(c, "")) for c in cols) + " |" for name, v in m.items()]
-    gen_args = (plugin.dataset_flags.format(chemistry=meta["chemistry"])
-                + f" --num-sequences {d['sequences']} --seed {d['dataset_seed']}")
-    text = f"""# {meta['chemistry']}-{meta['kind']} diagnostic, version {meta.get('version')}
-
-{plugin.describe(threshold, threshold_info, meta)}
-
-{meta['parameters'] / 1e3:.1f}k parameters, window {meta['window']} intervals of dt = {meta['dt']} s; model `{json.dumps(model_config or {})}`.
-Trained {meta['train_minutes']:.1f} min ({meta['epochs_run']} epochs; {meta['machine']}), git {meta['git_revision']}.
-
-Data: `{d['path']}` fingerprint `{d['fingerprint']}`: {d['sequences']} sequences (dataset seed {d['dataset_seed']},
-{d['parameter_set']}, PyBaMM {d['pybamm_version']}), {d['train_sequences']} for training ({d['train_windows']} windows);
-{f"protocol family `{d['holdout_family']}` held out of training (the surrogates' split)" if d['holdout_family'] else "no protocol family held out; test = held-out charges"}.
-
-| split | {' | '.join(cols)} |
-|---|{'---|' * len(cols)}
-{chr(10).join(rows)}
-
-""" + reproduce_section([f"python experiments/generate_data.py {gen_args} --out {d['path']}",
-                           f"python experiments/train_diagnostics.py {' '.join(reproduce_args(meta['config']))}",
-                           f"python experiments/validate_diagnostics.py --chemistry {meta['chemistry']}"], meta["config"])
-    path.write_text(text)
-
-
-def ship(run_dir: Path, chemistry: str, kind: str) -> Path:
-    """Copy the run's current version to the shipped location, with its card."""
-    import torch
-
-    from surrogates.diagnostics import VersionRegistry, checkpoint_path
-
-    src = VersionRegistry(run_dir).path()
-    dest = checkpoint_path(chemistry, kind)
-    with atomic_path(dest) as tmp:
-        shutil.copyfile(src, tmp)
-    blob = torch.load(dest, map_location="cpu", weights_only=False)
-    write_card(dest.with_suffix(".md"), blob["meta"], blob["threshold"], blob["threshold_info"], blob["model_config"])
-    print(f"shipped {src} -> {dest} ({dest.stat().st_size / 1e3:.0f} kB) and its card")
-    return dest
 
 
 def main(argv=None) -> dict:
@@ -123,7 +59,7 @@ def main(argv=None) -> dict:
         return {"versions": registry.versions(), "current": registry.current()}
 
     if args.ship_only:
-        ship(run_dir, config.chemistry, config.kind)
+        ship_diagnostic(run_dir, config.chemistry, config.kind)
         return {"version": registry.current(), "path": str(registry.path())}
 
     # -- rollback instead of training
@@ -132,7 +68,7 @@ def main(argv=None) -> dict:
         version = registry.rollback()
         print(f"rolled back {run_dir}: {before} -> {version} (threshold {registry.metrics(version)['threshold']:.5g})")
         if args.ship:
-            ship(run_dir, config.chemistry, config.kind)
+            ship_diagnostic(run_dir, config.chemistry, config.kind)
         return {"version": version, "path": str(registry.path(version))}
 
     # -- train (resumes an interrupted run), calibrate, test, publish a version
@@ -140,7 +76,7 @@ def main(argv=None) -> dict:
 
     # -- ship
     if args.ship:
-        ship(run_dir, config.chemistry, config.kind)
+        ship_diagnostic(run_dir, config.chemistry, config.kind)
     return summary
 
 

@@ -106,15 +106,3 @@ def parse_config(cls: type[T], argv: list[str] | None = None, description: str |
                           config=(tyro.conf.FlagConversionOff,))
     return config, args
 
-
-def load_script(path):
-    """An experiment script (a file under ``experiments/``) as a module, to call the ``main(argv)`` a user would run."""
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(path)
-    spec = importlib.util.spec_from_file_location(f"_cellgym_{path.stem}", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses and pickling look modules up by name
-    spec.loader.exec_module(module)
-    return module

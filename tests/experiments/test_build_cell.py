@@ -144,13 +144,13 @@ def test_quick_build_from_a_parameter_set_resumes_after_a_kill(script, cells, tm
     # found by name: the surrogate, the env on it, the reference table
     import gymnasium as gym
 
-    import envs  # noqa: F401
     from agents.evaluation.references import load_references
+    from envs import FAST_CHARGE_ID  # registers the ids; the constant names the current version
     from envs.config import ChargingConfig
     from surrogates.models.surrogate import load_surrogate
 
     assert load_surrogate("tiny", "jepa").capacity_ah == pytest.approx(0.680616)
-    env = gym.make("cellgym/FastCharge-v0", chemistry="tiny")
+    env = gym.make(FAST_CHARGE_ID, chemistry="tiny")
     env.reset(seed=0)
     _, _, _, _, info = env.step(np.array([0.0], dtype=np.float32))
     assert np.isfinite(info["voltage"]) and 3.1 < info["voltage"] < 4.1
