@@ -16,8 +16,14 @@ Model (the same equations in :func:`simulate_ecm_numpy` and, via PyBaMM's own
     d soc/dt = -I / (3600 Q)
     d v1/dt  = (R1 I - v1) / tau, tau = R1 C1      (PyBaMM's state is -v1, same equation)
     V        = OCV(soc) - R0 I - v1
-    C_th dT/dt = I^2 R0 + I v1 - hA (T - T_amb)      (ohmic + RC losses; no entropic term:
-                                                    neither Chen2020 nor Prada2013 has one)
+    C_th dT/dt = I^2 R0 + I v1 - hA (T - T_amb)      (ohmic + RC losses; no entropic term)
+
+The ECM has no entropic change: its OCV table does not move with temperature and its heat has no
+reversible term (PyBaMM's Thevenin gets "Entropic change [V/K]" = 0). Whether the DFN it is fitted
+to has one is the cell's parameter set's to say, and each fit records it, read from the parameter
+values (:func:`entropic_heat`, ``info["entropic_heat"]``). Of the shipped cells, Chen2020
+(nmc) and Prada2013 (lfp) set both electrodes' OCP entropic change to 0, so nothing is left out;
+Ai2020 (lco) defines one per electrode, which the fitted resistances and thermal node can only absorb.
 
 R0, R1 and C1 are piecewise-linear in soc on ``soc_grid`` knots (held constant outside
 [soc_grid[0], soc_grid[-1]]), and R0, R1 carry an Arrhenius factor in the cell temperature,
@@ -88,6 +94,60 @@ T_REF = 298.15
 """Reference temperature [K] of the knot values (the Arrhenius factor is 1 there)."""
 
 _JIG_MASS = 1e12  # J/K: makes PyBaMM's jig node an ideal heat sink at the ambient
+
+ENTROPIC_CHANGE_PARAMETERS: tuple[str, ...] = ("Negative electrode OCP entropic change [V.K-1]",
+                                               "Positive electrode OCP entropic change [V.K-1]")
+"""The DFN's entropic change dU/dT of each electrode's OCP: the OCP moves with temperature by it, and the
+lumped thermal model adds the reversible heat it implies. The ECM has no such term."""
+
+
+def entropic_change(values) -> dict[str, str]:
+    """What PyBaMM parameter values set for each of :data:`ENTROPIC_CHANGE_PARAMETERS`, in words.
+
+    A number is ``"zero"`` or ``"nonzero constant, <v> V/K"``; a function (or table) of the particle
+    stoichiometry is evaluated on 0.01-0.99 through PyBaMM and is ``"nonzero function of stoichiometry
+    (<name>)"`` unless it is 0 there (``"zero"``); a parameter the set lacks is ``"not set"``.
+    """
+    import pybamm
+
+    out = {}
+    for name in ENTROPIC_CHANGE_PARAMETERS:
+        if name not in values.keys():
+            out[name] = "not set"
+            continue
+        value = values[name]
+        if isinstance(value, (int, float, np.number)):
+            out[name] = "zero" if float(value) == 0.0 else f"nonzero constant, {float(value):.4g} V/K"
+            continue
+        electrode = name.split()[0]
+        sto = pybamm.Vector(np.linspace(0.01, 0.99, 99))
+        symbol = pybamm.FunctionParameter(name, {f"{electrode} particle stoichiometry": sto})
+        with np.errstate(all="ignore"):
+            dudt = np.abs(np.asarray(values.process_symbol(symbol).evaluate(), dtype=np.float64))
+        label = getattr(value, "__name__", None) or type(value).__name__
+        out[name] = f"nonzero function of stoichiometry ({label})" if np.nanmax(dudt, initial=0.0) > 0 else "zero"
+    return out
+
+
+def entropic_heat(chemistry: str) -> str:
+    """What a fit on ``chemistry``'s DFN records as ``info["entropic_heat"]``: whether the cell's parameter
+    values (:meth:`~surrogates.physics.chemistry.Chemistry.parameter_values`) have an entropic change
+    (:func:`entropic_change`) and what the ECM, which has none, does with it."""
+    from surrogates.physics.chemistry import get_chemistry
+
+    chem = get_chemistry(chemistry)
+    found = entropic_change(chem.parameter_values())
+    if any(v == "not set" for v in found.values()):
+        missing = [k for k, v in found.items() if v == "not set"]
+        return f"unknown: {chem.parameter_set} does not set {' or '.join(missing)}"
+    if all(v == "zero" for v in found.values()):
+        return (f"none: {chem.parameter_set} sets both electrodes' OCP entropic change ({' and '.join(found)}) to 0: "
+                "the DFN has no entropic heat and its OCV does not move with temperature, as in the ECM (no entropic term)")
+    said = "; ".join(f"{k}: {v}" for k, v in found.items())
+    return (f"left out: {chem.parameter_set} has an entropic change ({said}), so the DFN's OCV moves with temperature "
+            "and its heat has a reversible term; the ECM has neither (no entropic term in its heat, PyBaMM Thevenin's "
+            "\"Entropic change [V/K]\" = 0, its OCV table the DFN's rest OCV at 25 C): the fitted resistances, "
+            "activation temperatures and thermal node absorb what they can of both")
 
 
 @dataclass
@@ -457,6 +517,7 @@ def fit_ecm(dataset_train, featurizer, *, n_knots: int = 16, max_sequences: int 
         raise ValueError(f"featurizer is for {featurizer.chemistry} but the dataset holds {chem} data")
     if n_knots < 3:
         raise ValueError("n_knots must be >= 3")
+    entropic = entropic_heat(featurizer.chemistry)  # read from the cell's parameter values (PyBaMM), before the fit
 
     lengths = np.asarray(dataset_train.lengths)
     rows = np.flatnonzero(lengths >= 1)
@@ -545,7 +606,7 @@ def fit_ecm(dataset_train, featurizer, *, n_knots: int = 16, max_sequences: int 
         "train_voltage_rmse_mV": float(np.sqrt(np.mean(err_v**2)) * 1e3),
         "train_temperature_mae_K": float(np.mean(np.abs(err_t))),
         "fit_seconds": time.perf_counter() - t_start,
-        "entropic_heat": "none (the DFN parameter sets have zero entropic change)",
+        "entropic_heat": entropic,
     }
     return ECMParameters(
         chemistry=featurizer.chemistry, dt=dt, capacity_ah=cap, soc_grid=knots.tolist(), r0=r0.tolist(),
@@ -599,7 +660,7 @@ def pybamm_parameter_values(params: ECMParameters):
         return pybamm.Interpolant(x_k, y_c1, soc, name="ECM C1")
 
     def dudt(ocv_value, T_cell):
-        return pybamm.Scalar(0.0)
+        return pybamm.Scalar(0.0)  # no entropic term (the module docstring; what the cell has: entropic_heat)
 
     pv.update({
         "Cell capacity [A.h]": params.capacity_ah,

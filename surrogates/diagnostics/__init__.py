@@ -10,8 +10,10 @@ threshold, metrics and the env's reward penalty):
   transformer; probability that lithium plating was possible (plating margin < 0 V) in the window.
 * ``ood`` (:mod:`~surrogates.diagnostics.ood`): an autoencoder's reconstruction error over a
   calibrated threshold (>= 1: out of distribution).
-* ``degradation`` (:mod:`~surrogates.diagnostics.degradation`): capacity lost [A.h] in the
-  window's last interval; summed over a charge, the charge's loss.
+* ``degradation`` (:mod:`~surrogates.diagnostics.degradation`): lithium lost for good [A.h]
+  (SEI growth plus dead lithium, the DFN's ``lithium_irreversible``; not PyBaMM's ``capacity_lost``,
+  which also counts the reversibly plated lithium) in the window's last interval; summed over a
+  charge, what the charge cost the cell for good.
 
 Every kind is trained and scored on windows rest-padded before the sequence, as the env serves
 them. Retraining publishes a new version; :class:`VersionRegistry` rolls back. Train with

@@ -74,7 +74,8 @@ class Degradation(DiagnosticKind):
         return {"val_charge_r2": self.metrics(raw, w, n_seq, 1.0)["charge_r2"]}
 
     def metrics(self, score: np.ndarray, w: Windows, n_seq: int, threshold: float = 1.0, aggregate: str = "max") -> dict:
-        """Per-charge (summed) and per-interval agreement of estimated and DFN capacity losses [A.h]."""
+        """Per-charge (summed) and per-interval agreement of the estimated and the DFN's lithium lost for good [A.h]
+        (``lithium_irreversible``); the ``*_loss_mah`` figures are the DFN's, in mA.h."""
         if len(w.seq) == 0:
             return {"windows": 0, "sequences": 0}
         pred = np.bincount(w.seq, weights=score, minlength=n_seq)

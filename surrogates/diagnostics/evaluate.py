@@ -5,8 +5,8 @@ Plating: AUROC and F1 of the window probabilities against the window labels (pla
 any plating in the sequence). OOD: the share of sequences whose max window score is >= 1
 (flagged), which is the detection rate on out-of-distribution data and the false-positive rate
 on in-distribution data, plus the window-level share. Degradation: R², MAPE and MAE of the
-capacity each charge lost (the per-interval estimates summed over the charge) against the DFN's,
-and R² of the per-interval losses. Windows are rest-padded before each sequence, as the env
+lithium each charge lost for good (the per-interval estimates summed over the charge) against the
+DFN's ``lithium_irreversible``, and R² of the per-interval losses. Windows are rest-padded before each sequence, as the env
 serves them (:func:`surrogates.diagnostics.windows.dataset_windows`).
 """
 

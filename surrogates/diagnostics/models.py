@@ -17,8 +17,9 @@ Glossary (see :mod:`surrogates.diagnostics.windows`):
   first intervals plus the applied current -> the window's voltage and temperature; its
   per-window reconstruction error is the out-of-distribution score.
 * :class:`DegradationCNN`: a causal dilated 1-D CNN over the window -> the lithium lost for good
-  (SEI + dead lithium) in its last interval. Slid over a charge (rest-padded at the start) and
-  summed, it estimates the capacity the charge cost the cell.
+  (SEI + dead lithium, the DFN's ``lithium_irreversible``) in its last interval. Slid over a charge
+  (rest-padded at the start) and summed, it estimates the lithium the charge cost the cell for good
+  (not PyBaMM's ``capacity_lost``, which also counts the reversibly plated lithium).
 """
 
 from __future__ import annotations
@@ -254,7 +255,7 @@ class DegradationCNN(nn.Module):
     """Lithium lost for good in a window's last interval [A.h], from the window ``(B, W, 3)`` of standardised (I, V, T).
 
     ``forward`` returns it in units of ``scale`` (set from the training targets, carried in the
-    state dict); :meth:`capacity_lost` in A.h. Causal: the last interval's output depends only on
+    state dict); :meth:`irreversible_lithium_loss` in A.h. Causal: the last interval's output depends only on
     the window, so sliding it over a charge one interval at a time and summing gives the charge's
     loss, and the env can score each new interval as it comes.
     """
@@ -273,8 +274,8 @@ class DegradationCNN(nn.Module):
             h = block(h)
         return self.head(F.silu(h[:, :, -1])).squeeze(-1)  # (B,)
 
-    def capacity_lost(self, x: torch.Tensor) -> torch.Tensor:
-        """Capacity lost in the last interval of each window ``(B,)`` [A.h]."""
+    def irreversible_lithium_loss(self, x: torch.Tensor) -> torch.Tensor:
+        """Lithium lost for good (SEI + dead lithium) in the last interval of each window ``(B,)`` [A.h]."""
         return self(x) * self.scale
 
     # -- streaming: one interval at a time, O(1) per interval (a window forward costs ~W times more)
@@ -300,7 +301,7 @@ class DegradationCNN(nn.Module):
         """One interval ``x_t`` ``(B, 3)`` (standardised) -> lithium lost for good in it ``(B,)`` [A.h]; ``state``
         advances in place.
 
-        Equals :meth:`capacity_lost` on the window ending at this interval, its start filled with
+        Equals :meth:`irreversible_lithium_loss` on the window ending at this interval, its start filled with
         the rest the state began from, when the window covers the receptive field (tested).
         """
         if self.cfg.kernel != 2:

@@ -81,7 +81,8 @@ class Windows:
     start: np.ndarray
     label: np.ndarray | None
     target: np.ndarray | None = None
-    """Degradation windows: capacity lost [A.h] in each window's last interval ``[M]`` float64."""
+    """Degradation windows: lithium lost for good (``lithium_irreversible``) [A.h] in each window's last
+    interval ``[M]`` float64."""
 
     def __len__(self) -> int:
         return int(len(self.seq))

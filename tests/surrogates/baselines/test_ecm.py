@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from surrogates.data.dataset import Dataset
-from surrogates.baselines.ecm import ECMParameters, fit_ecm, simulate_ecm_numpy, simulate_ecm_pybamm
+from surrogates.baselines.ecm import (FITS_DIR, ECMParameters, entropic_change, entropic_heat, fit_ecm, simulate_ecm_numpy,
+                                      simulate_ecm_pybamm)
 from surrogates.models.features import Featurizer
 
 DT = 10.0
@@ -70,6 +71,7 @@ def test_fit_recovers_known_ecm():
     ds = synthetic_dataset(truth)
     fitted = fit_ecm(ds, featurizer(), n_knots=len(KNOTS), max_nfev=(30, 15, 10))
     assert fitted.dt == DT and fitted.chemistry == "nmc"
+    assert fitted.info["entropic_heat"] == entropic_heat("nmc")  # what nmc's parameter set has, read there
     assert fitted.info["train_voltage_mae_mV"] < 1.0
     # and on sequences it never saw
     test = synthetic_dataset(truth, n=4, seed=1)
@@ -116,3 +118,35 @@ def test_refuses_other_dt_or_chemistry():
         fit_ecm(synthetic_dataset(params, n=2, length=20), Featurizer.from_dict({**featurizer().to_dict(), "dt": 30.0}))
     with pytest.raises(ValueError, match="kelvin"):
         simulate_ecm_numpy(params, current, [0.5], [25.0])
+
+
+def test_a_fit_records_the_entropic_change_its_cell_has():
+    """Read from the cell's parameter values, not written in: Chen2020 (nmc) and Prada2013 (lfp) have none, Ai2020 (lco)
+    one per electrode, which the ECM leaves out; the shipped fits say what fit_ecm writes."""
+    assert entropic_heat("nmc").startswith("none: Chen2020 sets both electrodes' OCP entropic change")
+    assert entropic_heat("lfp").startswith("none: Prada2013 sets both electrodes' OCP entropic change")
+    lco = entropic_heat("lco")
+    assert lco.startswith("left out: Ai2020 has an entropic change") and lco.count("nonzero function of stoichiometry") == 2
+    fits = sorted(FITS_DIR.glob("*-ecm.json"))
+    assert {p.name for p in fits} >= {"nmc-ecm.json", "lfp-ecm.json", "lco-ecm.json"}
+    for path in fits:
+        fit = json.loads(path.read_text())
+        assert fit["info"]["entropic_heat"] == entropic_heat(fit["chemistry"]), path.name
+
+
+def test_entropic_change_reads_numbers_functions_and_gaps():
+    import pybamm
+
+    neg, pos = "Negative electrode OCP entropic change [V.K-1]", "Positive electrode OCP entropic change [V.K-1]"
+    values = pybamm.ParameterValues("Chen2020")
+    assert entropic_change(values) == {neg: "zero", pos: "zero"}
+    values.update({neg: lambda sto: 0.0 * sto, pos: 2e-4})
+    assert entropic_change(values) == {neg: "zero", pos: "nonzero constant, 0.0002 V/K"}
+
+    def tilted(sto):
+        return 1e-4 * (sto - 0.5)
+
+    values.update({neg: tilted})
+    assert entropic_change(values)[neg] == "nonzero function of stoichiometry (tilted)"
+    del values[pos]
+    assert entropic_change(values)[pos] == "not set"

@@ -309,6 +309,19 @@ def test_degradation_streaming_equals_window_scores():
         _untrained("plating").stream_init(rest_v, amb)
 
 
+def test_the_degradation_estimate_is_named_for_the_lithium_lost_for_good():
+    """The score is the model's irreversible_lithium_loss (A.h, the target lithium_irreversible), and nothing is
+    named after PyBaMM's capacity_lost, which also counts the reversibly plated lithium."""
+    d = _untrained("degradation", window=32)
+    assert not hasattr(d.model, "capacity_lost")
+    rng = np.random.default_rng(2)
+    windows = np.stack([rng.uniform(-15, 0, (4, 32)), rng.uniform(3.6, 4.1, (4, 32)), rng.uniform(298, 310, (4, 32))],
+                       axis=-1).astype(np.float32)
+    with torch.no_grad():
+        direct = d.model.irreversible_lithium_loss(torch.from_numpy(d.normalizer(windows))).double().numpy()
+    np.testing.assert_allclose(d.score_windows(windows), direct, rtol=1e-6)
+
+
 def test_degradation_training_needs_a_degradation_dataset(tmp_path, toy):
     plain = toy.subset(np.arange(len(toy)))
     del plain.arrays["lithium_irreversible"]  # as in a dataset made before the channel existed
