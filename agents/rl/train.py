@@ -19,7 +19,7 @@ from __future__ import annotations
 import copy
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import gymnasium as gym
@@ -41,7 +41,13 @@ from surrogates.physics.chemistry import get_chemistry
 
 @dataclass
 class AgentConfig:
-    """One agent-training run (defaults: the README's main job, under 20 min on a 2-core CPU)."""
+    """One agent-training run (defaults: the README's main job, under 20 min on a 2-core CPU).
+
+    A field's ``metadata["training"]`` says whether reusing a trained run (:func:`is_trained`) compares it:
+    absent (True), its value changes the training; ``False``, it changes nothing in training (runtime, or what the
+    replay measures); ``"via hyperparams"``, it changes the training only through the resolved hyperparameters
+    (their ``env_kwargs``), which are compared in its place. :func:`not_training_fields` reads it.
+    """
 
     algo: str = "ppo"
     """ppo, sac or td3 (hyperparameters in agents/rl/hyperparams/<algo>.yml)."""
@@ -61,7 +67,7 @@ class AgentConfig:
     """Run folder (default runs/agents/<algo>-<chemistry>-<surrogate>-s<seed>)."""
     hyperparams: dict = field(default_factory=dict)
     """Overrides of the hyperparameter file's entry, e.g. {learning_rate: 1e-4} (as rl_zoo3's --hyperparams)."""
-    train_env: dict = field(default_factory=dict)
+    train_env: dict = field(default_factory=dict, metadata={"training": "via hyperparams"})
     """Training env only: keyword arguments over the file's env_kwargs (tightened limits, reward weights,
     diagnostics), e.g. {diagnostics: []}. The evaluation env is the training env."""
     env: dict = field(default_factory=dict)
@@ -72,21 +78,21 @@ class AgentConfig:
     eval_episodes: int = 0
     """Episodes per evaluation, one from each start condition of the reference grid (cycled); 0: one per grid point.
     Fixed starts make the evaluations comparable, so the kept policy is the best on the grid, not the luckiest draw."""
-    references: str = ""
+    references: str = field(default="", metadata={"training": False})
     """Reference table the replay is judged against (default agents/references/<chemistry>.json; its grid
     is where the policy is replayed)."""
-    backend: str = "pybamm"
+    backend: str = field(default="pybamm", metadata={"training": False})
     """Backend of the final replay (pybamm: the DFN; surrogate: quick look)."""
-    degradation: bool = True
+    degradation: bool = field(default=True, metadata={"training": False})
     """After the DFN replay, the ground-truth degradation (loss per cycle, plating exposure, life) beside the baselines'."""
-    life_cycles: int = 30
+    life_cycles: int = field(default=30, metadata={"training": False})
     """Cycles of each life in that measurement (0: as many as the committed baselines'). 30 cost about a minute a life
     and give the 100th cycle's loss to 0.05 % through the SEI law (agents.ageing.life.fade_and_end_of_life)."""
     device: str = "cpu"
     """Torch device of the agent and the surrogate."""
-    threads: int = 0
+    threads: int = field(default=0, metadata={"training": False})
     """torch CPU threads (0: torch's default)."""
-    progress: bool = True
+    progress: bool = field(default=True, metadata={"training": False})
     """Show a progress bar."""
 
     def run_dir(self) -> Path:
@@ -155,15 +161,22 @@ def resolve(cfg: AgentConfig) -> dict:
     return {"config": asdict(cfg), "hyperparams": resolve_hyperparams(cfg)}
 
 
-_NOT_TRAINING = ("progress", "threads", "train_env", "references", "backend", "degradation", "life_cycles")
+def not_training_fields() -> tuple[str, ...]:
+    """The :class:`AgentConfig` fields :func:`is_trained` does not compare: those whose ``metadata["training"]`` is
+    not True (see the class docstring). A field declared without it is compared."""
+    return tuple(f.name for f in fields(AgentConfig) if f.metadata.get("training", True) is not True)
+
+
+_NOT_TRAINING = not_training_fields()
 
 
 def is_trained(cfg: AgentConfig) -> bool:
     """The run folder holds a policy trained with exactly these settings (so it can be reused).
 
-    Settings that change nothing in training are not compared: progress bar, threads, what the replay
-    measures (references, backend, degradation, life cycles), and the weights of diagnostics the
-    training env does not use.
+    Settings that change nothing in training are not compared (:func:`not_training_fields`, from the fields'
+    metadata: progress bar, threads, what the replay measures), ``train_env`` is compared through the
+    resolved hyperparameters' ``env_kwargs`` it ends up in, and the weights of diagnostics the training env
+    does not use are not compared either.
     """
     run_dir = cfg.run_dir()
     if not (run_dir / "policy.zip").exists() or not (run_dir / "config.yml").exists():
