@@ -4,7 +4,7 @@
                                    [--sizes 1,64,256,1024] [--devices cpu,cuda] [--threads 1]
                                    [--diagnostics plating,ood] [--repeats 1]
 
-Every env row steps ``cellgym/FastCharge-v0`` with its defaults (SOC 5-20 % -> 80 %, up to 5C)
+Every env row steps ``cellgym/FastCharge-v2`` with its defaults (SOC 5-20 % -> 80 %, up to 5C)
 under uniformly random actions, resets included (as in training), and reports steps per second
 (cell-steps for the batched envs) and the ratio to the PyBaMM backend. The batched rows are
 the stable-baselines3 ``SurrogateVecEnv`` (infos as N dicts, and ``info_mode="arrays"``) and
@@ -44,7 +44,7 @@ from envs.backends import resolve_surrogate  # noqa: E402
 from envs.gym_vector import FastChargeVectorEnv  # noqa: E402
 from envs.vector import SurrogateVecEnv  # noqa: E402
 
-ID = "cellgym/FastCharge-v0"
+ID = "cellgym/FastCharge-v2"
 
 
 # ---------------------------------------------------------------------- timing

@@ -173,7 +173,7 @@ class PyBaMMBackend:
             out = self._simulator().step(current)
         except DFNError as err:  # DFNSolverError, SimulationWindowError
             return None, f"{type(err).__name__}: {err}"
-        return {k: float(out[k]) for k in self.sim.channels}, None  # + capacity_lost with degradation=True
+        return {k: float(out[k]) for k in self.sim.channels}, None  # + DEGRADATION_CHANNELS with degradation=True
 
     def close(self) -> None:
         pass

@@ -3,7 +3,7 @@
 :class:`CellBatch` holds the cells (one batch of surrogate states, their channels, start-state
 generators and diagnostic histories) and does everything that is not a library's protocol:
 checking actions, one forward pass per step, reward, termination and truncation (the batch
-functions of :mod:`envs.charging`, so a cell behaves exactly as ``cellgym/FastCharge-v0`` on
+functions of :mod:`envs.charging`, so a cell behaves exactly as ``cellgym/FastCharge-v2`` on
 the surrogate backend), and the auto-reset of finished cells in the same step. Two thin
 adapters put a protocol on it:
 

@@ -1,4 +1,4 @@
-"""``cellgym/FastCharge-v0``: charge one cell from a low SOC to a target as fast as physics allows.
+"""``cellgym/FastCharge-v2``: charge one cell from a low SOC to a target as fast as physics allows.
 
 Glossary (units as in :mod:`surrogates.common.channels`; defaults in :class:`envs.config.ChargingConfig`):
 
@@ -27,8 +27,8 @@ Reward of interval k, the sum of these signed terms, each reported in ``info``::
     reward_plating     = -w_plating     * max(0, plating_limit - plating_margin_min_k)
     reward_violation   = -violation_penalty   if the interval ends on a hard violation or a solver failure
 
-plus, for each learned diagnostic in ``diagnostics`` (off by default in v0;
-``cellgym/FastChargeDiagnostics-v0`` turns on ``plating`` and ``degradation``), scored on the
+plus, for each learned diagnostic in ``diagnostics`` (off by default in ``cellgym/FastCharge-v2``;
+``cellgym/FastChargeDiagnostics-v1`` turns on ``plating`` and ``degradation``), scored on the
 last intervals of (I, V, T) the cell measured, rest-padded back to before the charge
 (:mod:`envs.diagnostic_terms`), with
 ``w_kind = diagnostic_weights[kind]``::
@@ -282,8 +282,11 @@ class FastChargeEnv(gym.Env):
         device: torch device of the surrogate.
         render_mode: none supported (kept for the Gymnasium signature).
         pybamm_options: for the pybamm backend, keyword arguments of :class:`surrogates.physics.dfn.DFNSimulator`;
-            ``{"degradation": True}`` adds SEI growth and lithium plating and ``info["capacity_lost"]``
-            [A.h], the lithium inventory lost since reset (how charges are judged for degradation).
+            ``{"degradation": True}`` adds SEI growth and lithium plating and, in A.h,
+            ``info["lithium_irreversible"]``, the lithium lost for good since reset (SEI + dead lithium:
+            what a charge is judged on for degradation, and what the degradation estimator estimates),
+            ``info["lithium_plated"]``, the reversibly plated lithium now, and ``info["capacity_lost"]``,
+            PyBaMM's "Total capacity lost to side reactions" since reset (plated lithium included).
         **config: any field of :class:`envs.config.ChargingConfig` (``c_max``, ``soc_start``,
             ``soc_target``, ``ambient_temperature``, limits, ``time_limit``, reward weights,
             ``diagnostics`` and ``diagnostic_weights``; the diagnostics run on ``device`` too).
@@ -326,7 +329,7 @@ class FastChargeEnv(gym.Env):
     def _get_info(self, terms: dict[str, np.ndarray] | None = None) -> dict:
         info = as_dicts(info_columns(self._channels, self._c_rate, self._steps, self._ambient, self.config, terms,
                                      self._scores if terms is not None else None))[0]
-        info.update({k: float(v[0]) for k, v in self._channels.items() if k not in info})  # e.g. capacity_lost
+        info.update({k: float(v[0]) for k, v in self._channels.items() if k not in info})  # e.g. the degradation channels
         return info
 
     # ------------------------------------------------------------------ API

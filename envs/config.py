@@ -68,9 +68,9 @@ charge time costs at ``w_time`` 0.1 per 10 s."""
 
 @dataclass
 class ChargingConfig:
-    """The task: start state, limits, time limit and reward weights of ``cellgym/FastCharge-v0``.
+    """The task: start state, limits, time limit and reward weights of ``cellgym/FastCharge-v2``.
 
-    Every field is a keyword argument of ``gymnasium.make("cellgym/FastCharge-v0", ...)``, of
+    Every field is a keyword argument of ``gymnasium.make("cellgym/FastCharge-v2", ...)``, of
     ``gymnasium.make_vec`` and of :class:`envs.vector.SurrogateVecEnv`. Changing a default changes
     the task: bump the id. The last two fields (``torch_threads``, ``flush_denormal``) are runtime
     settings, not the task: they are here so that what changes numbers is written down with it.
@@ -126,8 +126,8 @@ class ChargingConfig:
     (:data:`DEFAULT_DIAGNOSTIC_WEIGHTS`). Units:
     ``plating``: penalty per interval at plating probability 1 (term = -w * probability);
     ``ood``: penalty per interval per unit of OOD score above 1 (term = -w * max(0, score - 1));
-    ``degradation``: penalty per mA.h of capacity the diagnostic predicts the interval lost
-    (term = -w * 1000 * max(0, score [A.h]): a predicted gain is not paid). Only kinds listed in
+    ``degradation``: penalty per mA.h of lithium the estimator predicts the interval lost for good
+    (SEI + dead lithium; term = -w * 1000 * max(0, score [A.h]): a predicted gain is not paid). Only kinds listed in
     ``diagnostics`` are used."""
     torch_threads: int | None = None
     """Runtime, not the task: CPU threads torch uses for the surrogate and the diagnostics, set

@@ -1,7 +1,7 @@
 """N cells as one batch of surrogate states behind Gymnasium's vector API (``gymnasium.vector.VectorEnv``).
 
 >>> import gymnasium as gym, envs
->>> venv = gym.make_vec("cellgym/FastCharge-v0", num_envs=1024, vectorization_mode="vector_entry_point")
+>>> venv = gym.make_vec("cellgym/FastCharge-v2", num_envs=1024, vectorization_mode="vector_entry_point")
 >>> obs, infos = venv.reset(seed=0)              # obs [1024, 6]; infos["voltage"] [1024]
 
 The cells are :class:`envs.batch.CellBatch`, the same batched core as the stable-baselines3
@@ -13,7 +13,7 @@ The cells are :class:`envs.batch.CellBatch`, the same batched core as the stable
   ``infos["final_info"][key][i]`` (masks ``infos["_final_obs"]``, ``infos["final_info"]["_key"]``),
   present only in steps where some cell finished; ``terminated``/``truncated``/``reward`` are the
   finished episode's. This is what ``SyncVectorEnv(..., autoreset_mode=AutoresetMode.SAME_STEP)``
-  over ``cellgym/FastCharge-v0`` envs returns, and what SB3's auto-reset does too.
+  over ``cellgym/FastCharge-v2`` envs returns, and what SB3's auto-reset does too.
 * infos: a dict of arrays, every ``info`` key of the single env ``[N]`` (float64, bool for the
   flags) with its ``_key`` mask (all True: every cell has every key); no per-cell dicts.
 * ``reset(seed=s)`` seeds cell i with ``s + i`` (a list: one seed per cell); ``reset(seed=None)``

@@ -1,6 +1,6 @@
 """N cells as one batch of surrogate states: a stable-baselines3 ``VecEnv``, one forward pass per step.
 
-Per cell, the semantics are exactly those of ``cellgym/FastCharge-v0`` on the surrogate backend
+Per cell, the semantics are exactly those of ``cellgym/FastCharge-v2`` on the surrogate backend
 (:class:`envs.charging.FastChargeEnv`): the same action mapping and checks, observation,
 reward terms, termination, truncation and ``info`` keys, computed by the batched core
 :class:`envs.batch.CellBatch`, which :class:`envs.gym_vector.FastChargeVectorEnv` (Gymnasium's

@@ -13,9 +13,9 @@ baselines (CC-CV 0.5-1.5C, the tuned protocols) -> ``<out>/degradation.md``, ``f
 The default variants are the ablation of the reward:
 
 - **margin, no diagnostics**: the surrogate's plating margin penalised (``w_plating``), no diagnostic terms;
-- **margin + diagnostics**: the default agent (``cellgym/FastCharge-v0``'s hyperparameters);
+- **margin + diagnostics**: the default agent (``cellgym/FastCharge-v2``'s hyperparameters);
 - **BMS only, no diagnostics**: neither (voltage and temperature limits only);
-- **BMS only + diagnostics**: ``cellgym/FastChargeBMS-v0``, the learned diagnostics as the only plating and
+- **BMS only + diagnostics**: ``cellgym/FastChargeBMS-v1``, the learned diagnostics as the only plating and
   degradation signals: what a real charger could be trained with.
 
 A run folder that already holds a policy trained with the same settings is not retrained, and every measured

@@ -6,7 +6,7 @@
     tensorboard --logdir runs
 
 Hyperparameters and the training env come from agents/rl/hyperparams/<algo>.yml (rl-baselines3-zoo's
-keys; `python -m rl_zoo3.train --algo ppo --env cellgym/FastCharge-v0 --gym-packages envs
+keys; `python -m rl_zoo3.train --algo ppo --env cellgym/FastCharge-v2 --gym-packages envs
 --conf-file agents/rl/hyperparams/ppo.yml` trains the same agent). The training env charges for what
 the learned diagnostics see in the BMS signals (plating detector and degradation estimator); the
 replay judges the policy by physics alone. ``experiments/ablate_diagnostics.py`` trains with and

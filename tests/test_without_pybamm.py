@@ -35,7 +35,7 @@ def test_data_training_and_the_surrogate_env_import_no_pybamm(tmp_path):
         featurizer = Featurizer.from_dataset(ds)
         assert featurizer.capacity_ah == 5.0 and len(featurizer.ocv) == 101
 
-        env = gym.make("cellgym/FastCharge-v0")
+        env = gym.make("cellgym/FastCharge-v2")
         obs, info = env.reset(seed=0)
         done, steps = False, 0
         while not done:

@@ -3,7 +3,7 @@
 One YAML file per algorithm in ``agents/rl/hyperparams/<algo>.yml``, keyed by env id with a
 ``default`` entry, in rl-baselines3-zoo's own keys, so the zoo trains the same agent::
 
-    python -m rl_zoo3.train --algo ppo --env cellgym/FastCharge-v0 --gym-packages envs \\
+    python -m rl_zoo3.train --algo ppo --env cellgym/FastCharge-v2 --gym-packages envs \\
         --conf-file agents/rl/hyperparams/ppo.yml
 
 Keys of an entry (:data:`RUN_KEYS` describe the run; every other key is a keyword argument of

@@ -1,4 +1,4 @@
-"""cellgym/FastCharge-v0 on both backends: API checks, actions, reward, termination, seeding, failures."""
+"""cellgym/FastCharge-v2 on both backends: API checks, actions, reward, termination, seeding, failures."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import envs
 from envs.charging import FLAGS, INFO_KEYS, REWARD_TERMS
 from envs.config import OBS_NAMES, ChargingConfig, obs_to_physical
 
-ID = "cellgym/FastCharge-v0"
+ID = "cellgym/FastCharge-v2"
 # A short PyBaMM task: 0.75 -> 0.8 SOC at up to 1C is at most 18 intervals.
 SHORT = dict(soc_start=0.75, soc_target=0.8, c_max=1.0, ambient_temperature=298.15)
 
@@ -56,21 +56,29 @@ def test_id_is_registered_at_import(tiny_checkpoint):
     assert gym.registry[ID].entry_point == "envs.charging:FastChargeEnv"
     assert gym.registry[ID].vector_entry_point == "envs.gym_vector:FastChargeVectorEnv"
     with warnings.catch_warnings():
-        warnings.simplefilter("error")  # no "v0 is out of date": the diagnostics variant is an id of its own
+        warnings.simplefilter("error")  # no "out of date" warning: only the current versions are registered
         gym.make(ID, surrogate=str(tiny_checkpoint))
 
 
-@pytest.fixture
-def diagnostics_env(tiny_checkpoint):
-    env = gym.make(envs.FAST_CHARGE_DIAGNOSTICS_ID, surrogate=str(tiny_checkpoint))
-    yield env
-    env.close()
+REGISTERED_IDS: tuple[str, ...] = tuple(sorted(env_id for env_id in gym.registry if env_id.startswith("cellgym/")))
+"""Every id ``import envs`` registered, read from Gymnasium's registry: an id added there is checked without a list here."""
 
 
-@pytest.mark.parametrize("env_name", ["surrogate_env", "pybamm_env", "diagnostics_env"])
-def test_gymnasium_and_sb3_check_env_without_warnings(request, env_name):
-    """Every registered id (cellgym/FastCharge-v0 on both backends, cellgym/FastChargeDiagnostics-v0)."""
-    env = _env(request, env_name)
+def test_the_checked_ids_include_every_id_envs_names():
+    assert {envs.FAST_CHARGE_ID, envs.FAST_CHARGE_DIAGNOSTICS_ID, envs.FAST_CHARGE_BMS_ID} <= set(REGISTERED_IDS)
+
+
+@pytest.mark.parametrize("env_id, backend", [(env_id, "surrogate") for env_id in REGISTERED_IDS] + [(ID, "pybamm")])
+def test_gymnasium_and_sb3_check_env_without_warnings(request, tiny_checkpoint, env_id, backend):
+    """Every registered cellgym/ id on the surrogate backend (with its registered kwargs: the diagnostics ids score
+    their shipped diagnostics), and the base id on the pybamm backend."""
+    if backend == "pybamm":
+        env = _env(request, "pybamm_env")
+    else:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # making it warns of nothing either (no "out of date")
+            env = gym.make(env_id, surrogate=str(tiny_checkpoint))
+        request.addfinalizer(env.close)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         gym_check_env(env.unwrapped)

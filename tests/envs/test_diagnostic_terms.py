@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 
 import gymnasium as gym
 import numpy as np
@@ -14,7 +15,7 @@ from envs.config import ChargingConfig
 from envs.diagnostic_terms import DiagnosticTerms, penalty
 from envs.vector import SurrogateVecEnv
 
-ID = "cellgym/FastCharge-v0"
+ID = "cellgym/FastCharge-v2"
 DIAG = ("plating", "ood")
 # Short episodes (as in test_vector.py): cells finish and reset within a few dozen steps.
 KW = dict(soc_start=(0.6, 0.75), soc_target=0.8, time_limit=150.0)
@@ -127,7 +128,7 @@ def test_terms_and_info_keys_on_the_surrogate_backend(tiny_checkpoint):
         obs, reward, term, trunc, info = env.step(np.array([a], dtype=np.float32))
         check_terms(info, reward, cfg)
     assert info["diag_plating"] > 0.0  # a trained classifier is never exactly sure
-    # without diagnostics: the v0 keys only
+    # without diagnostics: the base keys only
     assert set(gym.make(ID, surrogate=str(tiny_checkpoint)).reset(seed=0)[1]) == set(INFO_KEYS)
 
 
@@ -292,10 +293,31 @@ def test_vecenv_weights_can_be_set_but_not_the_kinds(tiny_checkpoint):
         venv.set_attr("diagnostics", ("plating", "ood"))
 
 
-# ---------------------------------------------------------------------- FastChargeDiagnostics-v0
+# ---------------------------------------------------------------------- FastChargeDiagnostics-v1, FastChargeBMS-v1
+RETIRED_IDS = ("cellgym/FastCharge-v0", "cellgym/FastCharge-v1", "cellgym/FastChargeDiagnostics-v0", "cellgym/FastChargeBMS-v0")
+"""Versions whose task changed (envs' docstring); FastCharge-v1 was the diagnostics variant before it had an id of its own."""
+
+
+@pytest.mark.parametrize("old", RETIRED_IDS)
+def test_only_the_current_versions_are_registered(old):
+    assert (envs.FAST_CHARGE_ID, envs.FAST_CHARGE_DIAGNOSTICS_ID, envs.FAST_CHARGE_BMS_ID) == (
+        "cellgym/FastCharge-v2", "cellgym/FastChargeDiagnostics-v1", "cellgym/FastChargeBMS-v1")
+    assert old not in gym.registry
+    current = {"FastCharge": envs.FAST_CHARGE_ID, "FastChargeDiagnostics": envs.FAST_CHARGE_DIAGNOSTICS_ID,
+               "FastChargeBMS": envs.FAST_CHARGE_BMS_ID}[old.split("/")[1].split("-")[0]]
+    with warnings.catch_warnings(), pytest.raises(gym.error.DeprecatedEnv, match=f"use `{current}`"):
+        warnings.simplefilter("ignore", DeprecationWarning)  # Gymnasium's "out of date" comes with the error
+        gym.make(old)
+
+
+def test_bms_id_is_the_diagnostics_task_without_the_margin():
+    spec = gym.registry[envs.FAST_CHARGE_BMS_ID]
+    assert spec.entry_point == "envs.charging:FastChargeEnv"
+    assert spec.kwargs == {"diagnostics": envs.FAST_CHARGE_DIAGNOSTICS_KINDS, "w_plating": 0.0}
+
+
 def test_diagnostics_id_is_registered_with_diagnostics(tiny_checkpoint):
-    assert envs.FAST_CHARGE_DIAGNOSTICS_ID == "cellgym/FastChargeDiagnostics-v0"
-    assert "cellgym/FastCharge-v1" not in gym.registry
+    assert envs.FAST_CHARGE_DIAGNOSTICS_ID == "cellgym/FastChargeDiagnostics-v1"
     spec = gym.registry[envs.FAST_CHARGE_DIAGNOSTICS_ID]
     assert spec.entry_point == "envs.charging:FastChargeEnv"
     assert tuple(spec.kwargs["diagnostics"]) == ("plating", "degradation") == envs.FAST_CHARGE_DIAGNOSTICS_KINDS

@@ -15,7 +15,7 @@ from envs.charging import FLAGS, info_keys
 from envs.gym_vector import FastChargeVectorEnv
 from envs.vector import SurrogateVecEnv
 
-ID = "cellgym/FastCharge-v0"
+ID = "cellgym/FastCharge-v2"
 # Short episodes, as in test_vector.py: cells reach the target (high actions) or the 150 s limit (low ones).
 KW = dict(soc_start=(0.6, 0.75), soc_target=0.8, time_limit=150.0)
 

@@ -12,7 +12,7 @@ import envs  # noqa: F401  (registers the id)
 from envs.charging import info_keys
 from envs.vector import SurrogateVecEnv
 
-ID = "cellgym/FastCharge-v0"
+ID = "cellgym/FastCharge-v2"
 # Short episodes so that cells finish and reset within the test: 0.6-0.75 -> 0.8 SOC (reached at
 # high actions) or a 150 s time limit (at low ones).
 KW = dict(soc_start=(0.6, 0.75), soc_target=0.8, time_limit=150.0)

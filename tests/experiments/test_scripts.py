@@ -115,13 +115,13 @@ def test_ablate_diagnostics_trains_the_variants_and_judges_them_on_the_ground_tr
     args = ["--agent", "{total_timesteps: 512, n_envs: 4, eval_freq: 256, eval_episodes: 1, "
             "hyperparams: {n_steps: 64, batch_size: 128, n_epochs: 1}}", "--seeds", "[0]",
             "--variants", '{"margin, no diagnostics": {"train_env": {"diagnostics": []}}, '
-            '"BMS only + diagnostics": {"env_id": "cellgym/FastChargeBMS-v0"}}',
+            '"BMS only + diagnostics": {"env_id": "cellgym/FastChargeBMS-v1"}}',
             "--references", str(table), "--compare", "false", "--life-soc", "0.7", "--n-cycles", "6",
             "--out", str(tmp_path), "--threads", "1", "--progress", "false"]
     runs = script("ablate_diagnostics").main(args)
     assert set(runs) == {"margin, no diagnostics", "BMS only + diagnostics"}
     bms = yaml.safe_load((Path(runs["BMS only + diagnostics"][0]) / "config.yml").read_text())
-    assert bms["config"]["env_id"] == "cellgym/FastChargeBMS-v0" and bms["hyperparams"]["env_kwargs"]["w_plating"] == 0.0
+    assert bms["config"]["env_id"] == "cellgym/FastChargeBMS-v1" and bms["hyperparams"]["env_kwargs"]["w_plating"] == 0.0
     assert bms["hyperparams"]["env_kwargs"]["violation_penalty"] == 100.0  # crashing costs more than charging
     assert bms["hyperparams"]["env_kwargs"]["diagnostics"] == ["plating", "degradation"]
     measured = sorted((tmp_path / "policies").glob("*.json"))

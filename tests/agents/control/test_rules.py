@@ -13,7 +13,7 @@ from agents.control.rules import CCCVPolicy, MultiStepCCPolicy
 from envs.config import ChargingConfig, obs_to_physical
 from envs.vector import SurrogateVecEnv
 
-ID = "cellgym/FastCharge-v0"
+ID = "cellgym/FastCharge-v2"
 
 
 @pytest.fixture(scope="module")

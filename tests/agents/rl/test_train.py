@@ -63,8 +63,8 @@ def test_the_default_training_env_is_the_env_with_tightened_limits_and_paid_diag
 
 @pytest.mark.parametrize("algo", sorted(ALGOS))
 def test_the_bms_only_id_trains_without_the_margin_and_pays_for_a_crash(algo):
-    """Every algorithm's file serves cellgym/FastChargeBMS-v0 with the margin's penalty off (the file's env_kwargs must
-    not put it back) and a hard violation dearer than a charge; everything else as for FastCharge-v0."""
+    """Every algorithm's file serves cellgym/FastChargeBMS-v1 with the margin's penalty off (the file's env_kwargs must
+    not put it back) and a hard violation dearer than a charge; everything else as for FastCharge-v2."""
     bms = resolve_hyperparams(AgentConfig(algo=algo, env_id=envs.FAST_CHARGE_BMS_ID))
     base = resolve_hyperparams(AgentConfig(algo=algo))
     assert bms["env_kwargs"]["w_plating"] == 0.0 and bms["env_kwargs"]["violation_penalty"] == 100.0
@@ -138,4 +138,4 @@ def test_rl_zoo3_trains_from_the_same_file(tmp_path):
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "'v_max': 4.19" in done.stdout and "diagnostic_weight_scale" in done.stdout
-    assert list(tmp_path.glob("ppo/*/cellgym-FastCharge-v0.zip"))
+    assert list(tmp_path.glob("ppo/*/cellgym-FastCharge-v2.zip"))
