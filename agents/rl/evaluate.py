@@ -32,8 +32,8 @@ from agents.evaluation.references import load_references, reference_starts
 from agents.evaluation.scoring import replay_grid, score
 from agents.evaluation.yardstick import markdown, plot_grid
 from agents.rl.algorithms import load_agent
-from surrogates.diagnostics import load_diagnostic
 from surrogates.common.tables import markdown_table
+from surrogates.diagnostics import load_diagnostic
 from surrogates.physics.chemistry import get_chemistry
 
 
