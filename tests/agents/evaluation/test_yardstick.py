@@ -1,54 +1,23 @@
-"""The yardstick: the oracle, the tuned protocols, the reference table and the scoring against it.
-
-The cached table ``tests/support/references-2pt.json`` is the yardstick on a 2-point grid (70 %
-SOC at 25 and 40 C, short charges), built by
-``python experiments/build_references.py --socs "[0.7]" --ambients "[298.15, 313.15]" --evaluations 16
---out tests/support/references-2pt.json``.
-"""
+"""The yardstick: the reference table, its builder and the scoring against it (the cached 2-point table: ``TABLE``
+in tests/agents/conftest.py)."""
 
 from __future__ import annotations
 
-import json
 import math
 import re
-from pathlib import Path
 
-import gymnasium as gym
 import numpy as np
 import pytest
 
-import envs
-from agents.charge import ChargeResult, Start, WorstExcess, point_key, rollout, summarize
-from agents.control.rules import CV_MARGIN
-from agents.control.tuning import C_MIN, STAGES, Protocol, fastest_cccv, simulate_protocol, tune_protocol
+from agents.charge import ChargeResult, Start, WorstExcess, point_key
 from agents.evaluation.build import build_references
 from agents.evaluation.grid import grid
-from agents.evaluation.references import REFERENCES, load_references, reference_path, reference_starts
+from agents.evaluation.references import REFERENCES, load_references, reference_path
 from agents.evaluation.scoring import score
 from agents.evaluation.yardstick import compare_runs, markdown
 from envs.config import ChargingConfig
 
-ROOT = Path(__file__).resolve().parents[3]
-TABLE = ROOT / "tests" / "support" / "references-2pt.json"
-
-
-@pytest.fixture(scope="module")
-def table():
-    return load_references(ChargingConfig(), TABLE)
-
-
-@pytest.fixture(scope="module")
-def dfn_env():
-    env = gym.make(envs.FAST_CHARGE_ID, backend="pybamm")
-    yield env.unwrapped
-    env.close()
-
-
-@pytest.fixture(scope="module")
-def sim():
-    from surrogates.physics.dfn import DFNSimulator
-
-    return DFNSimulator("nmc")
+from tests.agents.conftest import ROOT, TABLE
 
 
 # --------------------------------------------------------------------------- the table
@@ -128,63 +97,7 @@ def test_compare_runs_groups_seeds_by_algorithm():
     assert "PPO mean +- sd over 3 seed(s)" in text
 
 
-# --------------------------------------------------------------------------- references on the DFN
-@pytest.mark.slow
-def test_fast_protocol_path_equals_the_env_rollout(sim, dfn_env):
-    config = dfn_env.config
-    start = Start(0.6, 298.15)
-    protocol = Protocol([(0.65, 2.0), (0.7, 1.2), (0.8, 0.8)], config.v_max - CV_MARGIN)
-    fast = simulate_protocol(sim, protocol, start, config)
-    slow = rollout(protocol.policy(config), dfn_env, start)
-    a, b = summarize(fast, config), summarize(slow, config)
-    assert a.charge_time_min == b.charge_time_min and a.violating_steps == b.violating_steps
-    assert abs(a.max_voltage_V - b.max_voltage_V) < 2e-4
-    assert abs(a.min_plating_margin_mV - b.min_plating_margin_mV) < 0.2
-    np.testing.assert_allclose(fast["c_rate"], slow["c_rate"], atol=1e-3)
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("start", reference_starts(json.loads(TABLE.read_text())), ids=lambda s: s.label)
-def test_oracle_never_violates_and_is_never_slower_than_the_fastest_cccv(start, table, sim):
-    from agents.control.oracle import DFNOracle
-
-    config = ChargingConfig()
-    row = summarize(DFNOracle(config, sim=sim).run(start), config)
-    assert row.safe
-    assert row.charge_time_min <= table["points"][point_key(start)]["cccv"]["charge_time_min"]
-    assert row.charge_time_min == table["points"][point_key(start)]["oracle"]["charge_time_min"]
-    buffered = DFNOracle(config, buffers=(0.010, 2.0, 0.004), sim=sim).run(start)
-    assert np.max(buffered["voltage_max"][1:]) <= config.v_max - 0.010
-    assert np.max(buffered["temperature_max"][1:]) <= config.t_max - 2.0
-    assert np.min(buffered["plating_margin_min"][1:]) >= config.plating_limit + 0.004
-
-
-@pytest.mark.slow
-def test_tuned_protocols_satisfy_their_definition(table, dfn_env):
-    config = dfn_env.config
-    for key, entry in table["points"].items():
-        start = Start(entry["soc"], entry["ambient_temperature"])
-        protocol = Protocol.from_json(entry["tuned"]["protocol"])
-        assert 1 <= len(protocol.stages) <= STAGES and protocol.v_cv == pytest.approx(config.v_max - CV_MARGIN)
-        switches = [s for s, _ in protocol.stages]
-        assert switches == sorted(switches) and start.soc <= switches[0] and switches[-1] == config.soc_target
-        assert all(C_MIN - 1e-9 <= c <= config.c_max + 1e-9 for _, c in protocol.stages)
-        row = summarize(rollout(protocol.policy(config), dfn_env, start), config)  # the table's figure, reproduced
-        assert row.violating_steps == 0 and row.reached_target
-        assert row.charge_time_min == entry["tuned"]["charge_time_min"] <= entry["cccv"]["charge_time_min"]
-
-
-@pytest.mark.slow
-def test_tuning_is_never_slower_than_the_cccv_it_starts_from(sim):
-    config = ChargingConfig()
-    start = Start(0.72, 298.15)
-    cccv, cccv_trace = fastest_cccv(sim, start, config)
-    protocol, trace, record = tune_protocol(sim, start, config, cccv, evaluations=8)
-    assert record["evaluations"] >= 8
-    assert summarize(trace, config).violating_steps == 0 and trace["reached_target"]
-    assert summarize(trace, config).charge_time_min <= summarize(cccv_trace, config).charge_time_min
-
-
+# --------------------------------------------------------------------------- building the table
 @pytest.mark.slow
 def test_building_resumes_and_skips_what_is_there(tmp_path, monkeypatch):
     import agents.control.tuning
