@@ -61,9 +61,9 @@ The plating detector's is small on purpose: its probability stays high for a who
 intervals) after plating, while the progress reward of an interval is 0.03-0.06 (``w_progress``
 10); with plating 1, resting paid more than charging interval by interval, and PPO learned not to
 charge at all (its action saturates at "rest" and exploration dies). The degradation estimator's is
-per mA.h lost for good: a 10 -> 80 % charge of the nmc cell loses 0.05-0.18 mA.h for good while it
-lasts (SEI + dead lithium), so 100 per mA.h makes a charge's term 5-18, about what 1-3 min of
-charge time costs at ``w_time`` 0.1 per 10 s."""
+per mA.h lost for good (SEI + dead lithium): a 10 -> 80 % charge of the nmc cell loses about a tenth of a mA.h
+for good while it lasts (docs/degradation.md), so at 100 per mA.h a charge's term weighs as much as a few minutes
+of charge time at ``w_time`` 0.1 per 10 s."""
 
 
 @dataclass

@@ -34,10 +34,8 @@ penalised as usual.
 Scoring is batched: one call per kind per step for all N cells (``Diagnostic.score_windows`` for the
 plating and OOD detectors; ``Diagnostic.stream_step`` for the degradation estimator, whose causal
 CNN keeps per-layer state so that a step costs O(1) instead of rescoring its 64-interval window).
-The forward passes are the cost; the history and terms are not (0.2 ms at N = 1024). Measured
-with ``python benchmarks/bench_env.py --diagnostics ...`` at N = 1024 on one CPU thread, per step:
-plating ~5 ms, ood ~3.5 ms, degradation ~3 ms streamed (~140 ms rescoring the window), against
-~7 ms for the VecEnv step without diagnostics.
+The forward passes are the cost, not the history and terms; ``python benchmarks/bench_env.py
+--diagnostics plating,ood,degradation`` measures each kind's share of a step (docs/environment.md).
 """
 
 from __future__ import annotations

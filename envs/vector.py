@@ -19,8 +19,8 @@ vector API) shares. What this class adds is SB3's protocol:
   nothing else to report share one read-only mapping); every ``info`` key stays an array in
   :attr:`last_step` (an :class:`envs.batch.BatchStep`: ``infos`` ``{key: [N]}``, the finished
   cells ``done``, their ``final_obs`` and ``reset_infos``), also ``get_attr("last_step")[0]``
-  through wrappers such as ``VecMonitor``. Building N dicts of ~24 keys costs about 2.5 ms a
-  step at N = 1024 on one CPU thread, 40 % of a JEPA surrogate's step: train with ``"arrays"``
+  through wrappers such as ``VecMonitor``. Building N dicts of ~24 keys a step is a large share
+  of a surrogate's step at large N (``benchmarks/bench_env.py`` measures it): train with ``"arrays"``
   when the callbacks read ``last_step``. ``last_step`` is set in both modes.
 
 With ``diagnostics`` the N cells' histories live in one :class:`envs.diagnostic_terms.DiagnosticTerms`:

@@ -56,7 +56,7 @@ def shown(path) -> str:
 
 @dataclass
 class BuildConfig:
-    """What to build, and how much compute each stage gets (defaults: about 90 min on 2 CPU cores)."""
+    """What to build, and how much compute each stage gets (defaults: the lco build of docs/cells.md)."""
 
     name: str = ""
     """The cell's name (lower case): how the env, the surrogates and train_agent.py find it."""

@@ -14,7 +14,7 @@ error of predicting the training mean -> ``<out>/life.md``, ``life.png``, ``life
 
 The DFN's cycles to 90 % are extrapolated from the simulated cycles with the SEI law (agents.ageing.life: a fit to
 30 cycles gives cycles to 90 % to 0.3 % of a fit to 100), so the label is that extrapolation.
-About 25 s a life of 30 cycles on one core; the default (96 + 18 lives) about 45 min.
+The default simulates 96 + 18 lives (run time: docs/degradation.md).
 """
 
 from __future__ import annotations

@@ -20,12 +20,11 @@ oracle's profile held under its lowest rate in each window and scaled until safe
 
 It keeps the fastest sample that breaks no limit. The charge time it minimises is the interpolated time
 at which SOC crosses the target (smooth in the rates); the time reported is the env's, in whole
-intervals. On the nmc DFN at 5 % SOC and 10 C, 200 charges: the CC-CV 87.0 min, the oracle's
-profile scaled until safe 45.0, after CMA-ES and COBYLA 43.5 (the oracle: 35.3).
+intervals. What it finds per grid point is the reference table (``agents/references/<chemistry>.md``).
 
 Each candidate is simulated by :func:`simulate_protocol`, which drives the policy's own decision
 rule (``RulePolicy.c_rate`` on the env's own observation) but solves each run of constant-current
-intervals in one PyBaMM call (``DFNSimulator.run``) instead of one call per interval: about 4x
+intervals in one PyBaMM call (``DFNSimulator.run``) instead of one call per interval: several times
 faster than stepping, and equal to it up to the solver's tolerance. The winner is then replayed
 through the env (:func:`agents.charge.rollout`) and that replay is what the reference table
 records; if the replay breaks a limit the solver tolerance hid, the rates are scaled down by 0.5 %

@@ -72,7 +72,8 @@ def load_references(config: ChargingConfig, path: Path | None = None) -> dict:
     path = Path(path) if path else reference_path(config.chemistry)
     cmd = REGENERATE.format(chemistry=config.chemistry)
     if not path.exists():
-        raise FileNotFoundError(f"no reference table at {path}: build it with `{cmd}` (about an hour on one core)")
+        raise FileNotFoundError(f"no reference table at {path}: build it with `{cmd}` (DFN charges: long; "
+                                "--workers N runs grid points in parallel)")
     table = json.loads(path.read_text())
     task = task_record(config)
     if table.get("task") != task:

@@ -24,8 +24,8 @@ from agents.rl.train import AgentConfig, is_trained, train
 
 @dataclass
 class AblationConfig:
-    """The ablation (defaults: 4 variants x 3 seeds at the default's 4 M steps, about 8 min a training and 6-8 min a
-    measurement with 100-cycle lives on 2 cores; the README's sweep: experiments/configs/degradation_sweep.yml)."""
+    """The ablation (defaults: 4 variants x 3 seeds at the default's 4 M steps, each measured with 100-cycle lives;
+    the sweep of docs/degradation.md: experiments/configs/degradation_sweep.yml)."""
 
     agent: dict = field(default_factory=dict)
     """Overrides of agents.rl.train.AgentConfig shared by every variant, e.g. {total_timesteps: 1000000}."""

@@ -41,7 +41,7 @@ from surrogates.physics.chemistry import get_chemistry
 
 @dataclass
 class AgentConfig:
-    """One agent-training run (defaults: the README's main job, under 20 min on a 2-core CPU).
+    """One agent-training run (defaults: the README's main job).
 
     A field's ``metadata["training"]`` says whether reusing a trained run (:func:`is_trained`) compares it:
     absent (True), its value changes the training; ``False``, it changes nothing in training (runtime, or what the

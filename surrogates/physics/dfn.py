@@ -114,13 +114,14 @@ class DFNSimulator:
         dt: control interval [s].
         substeps: samples per interval used for the interval extremes (``voltage_max``,
             ``temperature_max``, ``plating_margin_min``), ends included.
-        rtol, atol: IDA tolerances (PyBaMM's defaults; 1e-6/1e-8 moves voltage by < 0.1 mV
-            at 1.6x the cost per step).
+        rtol, atol: IDA tolerances (PyBaMM's defaults; tighter ones move voltage by well under a
+            millivolt at a higher cost per step: ``benchmarks/bench_dfn.py``).
         degradation: add SEI growth and partially reversible lithium plating
             (:data:`surrogates.physics.chemistry.DEGRADATION_OPTIONS`, the chemistry's degradation
-            parameters) and the channel ``capacity_lost`` [A.h], lithium inventory lost since
-            ``reset``. Each ``reset`` starts a fresh cell (the set's initial SEI, no plated
-            lithium). About 1.4x the cost per step.
+            parameters) and the channels ``capacity_lost`` and ``lithium_irreversible`` [A.h], lost since
+            ``reset``, and ``lithium_plated`` [A.h], plated now (:func:`lithium_split`, :data:`SINCE_RESET`).
+            Each ``reset`` starts a fresh cell (the set's initial SEI, no plated lithium). It costs more
+            per step.
 
     ``reset(soc, ambient_temperature)`` -> channels at t = 0 (at rest);
     ``step(current)`` -> channels at the end of one interval plus its extremes;
