@@ -100,7 +100,7 @@ def test_compare_runs_groups_seeds_by_algorithm():
 # --------------------------------------------------------------------------- building the table
 @pytest.mark.slow
 def test_building_resumes_and_skips_what_is_there(tmp_path, monkeypatch):
-    import agents.control.tuning
+    import agents.evaluation.build
 
     config = ChargingConfig()
     path = tmp_path / "refs.json"
@@ -112,7 +112,7 @@ def test_building_resumes_and_skips_what_is_there(tmp_path, monkeypatch):
     def boom(*args, **kwargs):
         raise AssertionError("a finished reference was recomputed")
 
-    monkeypatch.setattr(agents.control.tuning, "fastest_cccv", boom)
+    monkeypatch.setattr(agents.evaluation.build, "fastest_cccv", boom)  # what the builder calls
     again = build_references(config, starts, path, (0.01, 2.0, 0.004), which=("cccv",), progress=False)
     assert again["points"] == table["points"]
     monkeypatch.undo()
