@@ -109,8 +109,8 @@ def protocols(cfg: LifeEstimatorConfig, dt: float):
                              "run experiments/measure_degradation.py --ship first")
         for key, row in baselines[name]["grid"].items():
             soc, ambient = (float(v) for v in key.split("@"))
-            if abs(soc - cfg.holdout_soc) < 1e-6 and row["reached_target"]:
-                yield f"{name} {key}", name.split(" ")[0], row["c_rate_profile"], Start(soc, ambient)
+            if abs(soc - cfg.holdout_soc) < 1e-6 and row.charge.reached_target:
+                yield f"{name} {key}", name.split(" ")[0], list(row.charge.c_rate_profile), Start(soc, ambient)
 
 
 def main(argv=None) -> dict:

@@ -23,10 +23,11 @@ is charged on the same cell.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, fields
 
 import numpy as np
 
-from agents.charge import Start, charge_row, rollout
+from agents.charge import ChargeResult, Start, charge_row, rollout
 
 REST_S = 3600.0
 """Rest after the charge and after the discharge [s]."""
@@ -88,32 +89,71 @@ def exposure(trace: dict, dt: float) -> dict[str, float]:
     }
 
 
-def cycle(policy, env, start: Start, estimator=None) -> tuple[dict, dict]:
+@dataclass(frozen=True)
+class CycleResult:
+    """One ground-truth cycle: the charge's record, what the cycle cost the cell [mA.h] and the charge's plating
+    exposure (see the glossary). A charge that did not arrive (or failed) has NaN cycle figures."""
+
+    charge: ChargeResult
+    """The charge (with its C-rate profile)."""
+    plating_time_min: float
+    plating_exposure_mVmin: float
+    plated_peak_mAh: float
+    irreversible_charge_mAh: float
+    """Lithium lost for good during the charge."""
+    irreversible_cycle_mAh: float
+    total_lost_cycle_mAh: float
+    plated_end_mAh: float
+    estimated_charge_mAh: float | None = None
+    """The degradation estimator's view of ``irreversible_charge_mAh`` from the charge's I, V, T (None: not asked)."""
+
+    @property
+    def reached(self) -> bool:
+        """The charge arrived at the target and the cycle after it was simulated."""
+        return bool(self.charge.reached_target and math.isfinite(self.irreversible_cycle_mAh))
+
+    @property
+    def safe(self) -> bool:
+        return self.charge.safe
+
+    def to_json(self) -> dict:
+        """The row as the result files store it: the charge's columns, then the cycle's (None left out)."""
+        out = self.charge.to_json()
+        for f in fields(self)[1:]:
+            if getattr(self, f.name) is not None:
+                out[f.name] = getattr(self, f.name)
+        return out
+
+    @classmethod
+    def from_json(cls, row: dict) -> CycleResult:
+        return cls(ChargeResult.from_json(row), **{f.name: row.get(f.name, f.default) for f in fields(cls)[1:]})
+
+
+def cycle(policy, env, start: Start, estimator=None) -> tuple[dict, CycleResult]:
     """One ground-truth cycle of ``policy`` from ``start`` on ``env`` (a ``FastChargeEnv`` on the pybamm
-    backend with ``pybamm_options=DEGRADATION``). Returns the charge's trace and its row:
-    :class:`agents.charge.ChargeResult`'s columns (with the C-rate profile) plus ``irreversible_charge_mAh`` (during the charge),
-    ``irreversible_cycle_mAh``, ``total_lost_cycle_mAh``, ``plated_end_mAh`` and the plating exposure.
-    A charge that did not reach the target (or failed) gets NaN cycle figures. With ``estimator`` (the degradation
-    diagnostic), ``estimated_charge_mAh`` is its estimate of ``irreversible_charge_mAh`` from the charge's I, V, T.
+    backend with ``pybamm_options=DEGRADATION``). Returns the charge's trace and the :class:`CycleResult`. With
+    ``estimator`` (the degradation diagnostic), ``estimated_charge_mAh`` is its estimate from the charge's I, V, T.
     """
     env = env.unwrapped
     trace = rollout(policy, env, start)
     sim = getattr(env.backend, "sim", None)
     if sim is None or not sim.degradation:
         raise ValueError("the ground-truth cycle needs the pybamm backend with pybamm_options={'degradation': True}")
-    row = {**charge_row(trace, env.config).to_json(), **exposure(trace, env.config.dt),
-           "irreversible_charge_mAh": float(1e3 * trace["lithium_irreversible"][-1])}
+    charge = charge_row(trace, env.config)
+    estimated = None
     if estimator is not None:
         n = int(np.isfinite(trace["lithium_irreversible"]).sum())  # a failed interval measured nothing
         est = estimator.charge_loss(trace["current"][1:n], trace["voltage"][1:n], trace["temperature"][1:n],
                                     trace["voltage"][0], trace["temperature"][0])
-        row["estimated_charge_mAh"] = float(1e3 * est[0])
+        estimated = float(1e3 * est[0])
     end = {"lithium_irreversible": math.nan, "capacity_lost": math.nan, "lithium_plated": math.nan}
-    if row["reached_target"] and not row["solver_failure"]:
+    if charge.reached_target and not charge.solver_failure:
         end = finish_cycle(sim)
-    row.update(irreversible_cycle_mAh=1e3 * end["lithium_irreversible"], total_lost_cycle_mAh=1e3 * end["capacity_lost"],
-               plated_end_mAh=1e3 * end["lithium_plated"])
-    return trace, row
+    return trace, CycleResult(charge, **exposure(trace, env.config.dt),
+                              irreversible_charge_mAh=float(1e3 * trace["lithium_irreversible"][-1]),
+                              irreversible_cycle_mAh=1e3 * end["lithium_irreversible"],
+                              total_lost_cycle_mAh=1e3 * end["capacity_lost"], plated_end_mAh=1e3 * end["lithium_plated"],
+                              estimated_charge_mAh=estimated)
 
 
-__all__ = ["REST_S", "DISCHARGE_C", "DEGRADATION", "finish_cycle", "exposure", "cycle"]
+__all__ = ["REST_S", "DISCHARGE_C", "DEGRADATION", "CycleResult", "finish_cycle", "exposure", "cycle"]

@@ -7,7 +7,6 @@ settings is read back, not measured again); :mod:`agents.ageing.pipeline` runs i
 from __future__ import annotations
 
 import json
-import math
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict
@@ -16,7 +15,7 @@ from pathlib import Path
 import gymnasium as gym
 
 import envs
-from agents.ageing.cycle import DEGRADATION, cycle
+from agents.ageing.cycle import DEGRADATION, CycleResult, cycle
 from agents.ageing.life import LIFE_STARTS, LifeConfig, life
 from agents.charge import Start
 from agents.control.rules import CV_MARGIN, CCCVPolicy
@@ -37,8 +36,8 @@ def measure(policy_at, env, starts, life_starts=LIFE_STARTS, life_config: LifeCo
     among ``starts``; a start whose charge failed gets no life).
 
     ``policy_at(start)`` -> the policy to charge from ``start`` (a tuned protocol differs per start);
-    ``env``: the env on the degradation DFN (:data:`DEGRADATION`). Returns ``{"grid": {point key: row},
-    "life": {point key: life result}}``. ``estimator``: see :func:`cycle`.
+    ``env``: the env on the degradation DFN (:data:`DEGRADATION`). Returns ``{"grid": {point key:
+    CycleResult}, "life": {point key: life result}}``. ``estimator``: see :func:`cycle`.
     """
     from tqdm.auto import tqdm
 
@@ -49,9 +48,19 @@ def measure(policy_at, env, starts, life_starts=LIFE_STARTS, life_config: LifeCo
     lives = {}
     for start in life_starts:
         row = grid[start.key]
-        if row["reached_target"] and math.isfinite(row["irreversible_cycle_mAh"]):
-            lives[start.key] = life(row["c_rate_profile"], start, config.chemistry, config.dt, life_config, progress)
+        if row.reached:
+            lives[start.key] = life(row.charge.c_rate_profile, start, config.chemistry, config.dt, life_config, progress)
     return {"grid": grid, "life": lives}
+
+
+def result_to_json(result: dict) -> dict:
+    """A policy's measurement (:func:`measure`'s, with anything added to it) as the result files store it."""
+    return {**result, "grid": {k: r.to_json() for k, r in result["grid"].items()}}
+
+
+def result_from_json(result: dict) -> dict:
+    """A stored measurement back with its grid rows as :class:`CycleResult` records."""
+    return {**result, "grid": {k: CycleResult.from_json(r) for k, r in result["grid"].items()}}
 
 
 def measure_policies(policies: Iterable[PolicySpec], starts: list[Start], lives_at: list[Start], life_config: LifeConfig,
@@ -69,7 +78,7 @@ def measure_policies(policies: Iterable[PolicySpec], starts: list[Start], lives_
         if path.exists():
             done = json.loads(path.read_text())
             if done.get("settings") == json.loads(json.dumps(settings)):
-                results[name] = done
+                results[name] = result_from_json(done)
                 print(f"{name}: measured already ({path})")
                 continue
         t0 = time.time()
@@ -78,7 +87,7 @@ def measure_policies(policies: Iterable[PolicySpec], starts: list[Start], lives_
                       estimator=estimator if family not in BASELINE_FAMILIES else None)
         env.close()
         res.update(settings=settings, minutes=(time.time() - t0) / 60.0)
-        atomic_write_text(path, json.dumps(res, indent=1, default=float))
+        atomic_write_text(path, json.dumps(result_to_json(res), indent=1, default=float))
         results[name] = res
         print(f"{name}: {res['minutes']:.1f} min")
     return results
@@ -124,4 +133,5 @@ def baseline_policies(chemistry: str, cccv=(0.5, 0.75, 1.0, 1.25, 1.5), tuned: b
         yield "tuned 5-stage", BASELINE_FAMILIES[1], tuned_at, base_env
 
 
-__all__ = ["BASELINE_FAMILIES", "PolicySpec", "baseline_policies", "measure", "measure_policies", "measure_lives"]
+__all__ = ["BASELINE_FAMILIES", "PolicySpec", "baseline_policies", "measure", "measure_policies", "measure_lives",
+           "result_to_json", "result_from_json"]

@@ -1,6 +1,6 @@
 """Tables and figures of ground-truth degradation (:func:`agents.ageing.measure.measure`'s results), policies side by side.
 
-A result set is ``{policy name: {"grid": {point key: row}, "life": {point key: life}, "settings": {"family": ...}}}``;
+A result set is ``{policy name: {"grid": {point key: CycleResult}, "life": {point key: life}, "settings": ...}}``;
 policies of one family (the CC-CV rates, an agent's seeds) are drawn as one front. The baselines' results are
 committed beside the reference table (:func:`degradation_path`) so that an agent's evaluation compares with them
 without recomputing them.
@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from agents.ageing.life import LIFE_STARTS
-from agents.ageing.measure import BASELINE_FAMILIES
-from agents.charge import ChargeResult, Start, point_key
+from agents.ageing.measure import BASELINE_FAMILIES, result_from_json, result_to_json
+from agents.charge import Start, point_key
 from agents.charge.figures import save_figure
 from agents.evaluation.references import reference_path
 from agents.evaluation.scoring import score
@@ -32,9 +32,10 @@ def degradation_path(chemistry: str) -> Path:
 
 
 def load_baselines(chemistry: str) -> dict:
-    """The committed baselines' results (``{}`` when there are none for this cell)."""
+    """The committed baselines' results (``{}`` when there are none for this cell), grid rows as records."""
     p = degradation_path(chemistry)
-    return json.loads(p.read_text())["policies"] if p.exists() else {}
+    policies = json.loads(p.read_text())["policies"] if p.exists() else {}
+    return {name: result_from_json(res) for name, res in policies.items()}
 
 
 def judge(results: dict, table: dict) -> dict:
@@ -42,13 +43,8 @@ def judge(results: dict, table: dict) -> dict:
     table's oracle and tuned protocols; :func:`agents.evaluation.scoring.score`). Returns ``results``, completed in
     place."""
     for res in results.values():
-        res["yardstick"] = score(res["grid"], table)[1]
+        res["yardstick"] = score({k: r.charge for k, r in res["grid"].items()}, table)[1]
     return results
-
-
-def safe(row: dict) -> bool:
-    """The charge of a stored cycle row was safe (:attr:`agents.charge.ChargeResult.safe`)."""
-    return ChargeResult.from_json(row).safe
 
 
 def _f(x, fmt="{:.3f}") -> str:
@@ -60,32 +56,27 @@ def _mean(xs) -> float:
     return float(np.mean(xs)) if xs else math.nan
 
 
-def reached(row: dict) -> bool:
-    """The charge arrived at the target and the cycle after it was simulated."""
-    return bool(row["reached_target"] and math.isfinite(row["irreversible_cycle_mAh"]))
-
-
 def policy_summary(res: dict, life_starts=LIFE_STARTS) -> dict:
     """One policy's headline figures: per life start (25 C and the hottest: ``..._25C``, ``..._hot``) and over the
     grid (charges that arrived)."""
     grid = res["grid"]
-    ok = [r for r in grid.values() if reached(r)]
+    ok = [r for r in grid.values() if r.reached]
     y = res.get("yardstick", {})
-    out = {"points": len(grid), "safe_points": sum(safe(r) for r in grid.values()),
+    out = {"points": len(grid), "safe_points": sum(r.safe for r in grid.values()),
            "ratio": y.get("geo_mean_ratio", math.nan), "tuned_faster": y.get("tuned_faster", math.nan),
-           "grid_loss_mAh": _mean(r["irreversible_cycle_mAh"] for r in ok),
-           "grid_time_min": _mean(r["charge_time_min"] for r in ok),
-           "grid_plating_time_min": _mean(r["plating_time_min"] for r in grid.values()),
-           "grid_exposure_mVmin": _mean(r["plating_exposure_mVmin"] for r in grid.values()),
-           "grid_plated_peak_mAh": _mean(r["plated_peak_mAh"] for r in grid.values())}
+           "grid_loss_mAh": _mean(r.irreversible_cycle_mAh for r in ok),
+           "grid_time_min": _mean(r.charge.charge_time_min for r in ok),
+           "grid_plating_time_min": _mean(r.plating_time_min for r in grid.values()),
+           "grid_exposure_mVmin": _mean(r.plating_exposure_mVmin for r in grid.values()),
+           "grid_plated_peak_mAh": _mean(r.plated_peak_mAh for r in grid.values())}
     for start, tag in zip(life_starts, ("25C", "hot")):
         key = point_key(start)
-        r = grid.get(key, {})
+        r = grid.get(key)
         lf = res["life"].get(key, {})
-        out.update({f"time_{tag}": r["charge_time_min"] if r and reached(r) else math.nan,
-                    f"loss_{tag}": r["irreversible_cycle_mAh"] if r and reached(r) else math.nan,
-                    f"unsafe_{tag}": bool(r) and reached(r) and not safe(r),
-                    f"exposure_{tag}": r.get("plating_exposure_mVmin", math.nan),
+        out.update({f"time_{tag}": r.charge.charge_time_min if r and r.reached else math.nan,
+                    f"loss_{tag}": r.irreversible_cycle_mAh if r and r.reached else math.nan,
+                    f"unsafe_{tag}": bool(r and r.reached and not r.safe),
+                    f"exposure_{tag}": r.plating_exposure_mVmin if r else math.nan,
                     f"fade_{tag}": lf.get("fade_per_100", math.nan), f"eol_{tag}": lf.get("cycles_to_90", math.nan),
                     f"eol_extrapolated_{tag}": lf.get("extrapolated", True)})
     return out
@@ -174,10 +165,10 @@ def grid_table(results: dict, starts: list[Start]) -> str:
             for n in (names if fam in BASELINE_FAMILIES else [fam]):
                 members = names if n == fam else [n]
                 rs = [results[m]["grid"][key] for m in members]
-                okr = [r for r in rs if reached(r)]
-                t, q = _mean(r["charge_time_min"] for r in okr), _mean(r["irreversible_cycle_mAh"] for r in okr)
-                e = _mean(r["plating_exposure_mVmin"] for r in rs)
-                bad = sum(not safe(r) for r in rs)
+                okr = [r for r in rs if r.reached]
+                t, q = _mean(r.charge.charge_time_min for r in okr), _mean(r.irreversible_cycle_mAh for r in okr)
+                e = _mean(r.plating_exposure_mVmin for r in rs)
+                bad = sum(not r.safe for r in rs)
                 row[n] = (f"{_f(t, '{:.1f}')} / {_f(q)} / {_f(e, '{:.0f}')}" + (" !" * bool(bad))
                           + (f" ({bad}/{len(rs)} unsafe)" if bad and len(rs) > 1 else ""))
         rows.append(row)
@@ -216,7 +207,7 @@ def ship_baselines(results: dict, table: dict, lives_at: list[Start], life_confi
                    command: str) -> Path:
     """Commit the baselines' results of ``results`` beside the reference table (:func:`degradation_path`), with the
     fronts and capacity figures of every policy in ``results``; the path written."""
-    baselines = {n: {k: v for k, v in r.items() if k != "yardstick"} for n, r in results.items()
+    baselines = {n: result_to_json({k: v for k, v in r.items() if k != "yardstick"}) for n, r in results.items()
                  if r["settings"]["family"] in BASELINE_FAMILIES}
     ship = {"command": command, "task": table["task"], "life": asdict(life_config),
             "life_starts": [s.key for s in lives_at], "policies": baselines}
@@ -237,8 +228,8 @@ def _front_points(results: dict, names: list[str], key: str, metric: str = "irre
     pts = []
     for n in names:
         r = results[n]["grid"].get(key)
-        if r and reached(r):
-            pts.append((r["charge_time_min"], r[metric], safe(r)))
+        if r and r.reached:
+            pts.append((r.charge.charge_time_min, getattr(r, metric), r.safe))
     return pts
 
 
@@ -320,4 +311,4 @@ def plot_capacity(results: dict, path=None, starts=LIFE_STARTS):
 
 
 __all__ = ["BASELINE_FAMILIES", "write_report", "ship_baselines", "coldest", "degradation_path", "load_baselines", "judge", "policy_summary", "summary_table", "grid_table",
-           "report", "plot_fronts", "plot_capacity", "safe"]
+           "report", "plot_fronts", "plot_capacity"]

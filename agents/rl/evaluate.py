@@ -21,7 +21,7 @@ import numpy as np
 import envs
 from agents.ageing.cycle import DEGRADATION
 from agents.ageing.life import LifeConfig, life_starts
-from agents.ageing.measure import measure
+from agents.ageing.measure import measure, result_to_json
 from agents.ageing.report import judge, load_baselines, plot_capacity, plot_fronts, summary_table
 from agents.charge import Start, minutes, rollout
 from agents.charge.figures import plot_traces
@@ -118,7 +118,7 @@ def evaluate_run(run_dir, backend: str = "pybamm", references=None, out_name: st
 
 def degradation_section(agent, rc: dict, table: dict, starts: list[Start], run_dir: Path, out_name: str,
                         progress: bool, life_cycles: int = 0) -> tuple[dict, str]:
-    """The agent's ground truth beside the committed baselines': its results and the markdown section."""
+    """The agent's ground truth beside the committed baselines': its results (as stored) and the markdown section."""
     baselines = load_baselines(rc["chemistry"])
     lives_at = life_starts(starts)
     env = gym.make(envs.FAST_CHARGE_ID, chemistry=rc["chemistry"], backend="pybamm", surrogate=rc["surrogate"],
@@ -137,8 +137,8 @@ def degradation_section(agent, rc: dict, table: dict, starts: list[Start], run_d
     results = judge({name: res, **baselines}, table)
     plot_fronts(results, run_dir / f"{out_name}-fronts.png", lives_at)
     plot_capacity(results, run_dir / f"{out_name}-capacity.png", lives_at)
-    est = [r.get("estimated_charge_mAh") for r in res["grid"].values()]
-    true = [r["irreversible_charge_mAh"] for r in res["grid"].values()]
+    est = [r.estimated_charge_mAh for r in res["grid"].values()]
+    true = [r.irreversible_charge_mAh for r in res["grid"].values()]
     est_line = ""
     if estimator is not None and all(e is not None and math.isfinite(e) for e in est):
         est_line = (f" The degradation estimator, from the charges' I, V, T, puts the agent's loss during the charges at "
@@ -151,7 +151,7 @@ def degradation_section(agent, rc: dict, table: dict, starts: list[Start], run_d
             "(`~`: cycles to 90 % extrapolated). Baselines from "
             f"`{'experiments/measure_degradation.py --ship' if baselines else 'none committed for this cell'}`."
             + est_line + "\n\n" + summary_table(results, lives_at) + "\n")
-    return res, text
+    return result_to_json(res), text
 
 
 def run_policies(runs: dict):

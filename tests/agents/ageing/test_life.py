@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import gymnasium as gym
@@ -9,7 +10,7 @@ import numpy as np
 import pytest
 
 import envs
-from agents.ageing.cycle import DEGRADATION, cycle
+from agents.ageing.cycle import DEGRADATION, CycleResult, cycle
 from agents.ageing.life import LifeConfig, fade_and_end_of_life, fit_sei_law, life, segments, sei_law
 from agents.ageing.report import plot_capacity, plot_fronts, report
 from agents.charge import Start, point_key
@@ -51,23 +52,23 @@ def test_a_cycle_keeps_the_irreversible_loss_apart_from_plated_lithium(env):
     start = Start(0.3, 288.15)
     trace, row = cycle(policy, env, start)
     sim = env.unwrapped.backend.sim
-    assert row["reached_target"]
+    assert row.reached and row.charge.reached_target
     # the discharge stopped within one interval of v_min, after which the cell rested an hour
-    assert 0 < row["irreversible_charge_mAh"] < row["irreversible_cycle_mAh"] < 1.0
+    assert 0 < row.irreversible_charge_mAh < row.irreversible_cycle_mAh < 1.0
     # plated lithium formed in the charge and stripped back by the end: the cycle's total loss is what stays lost
-    assert row["plated_peak_mAh"] > 5.0 and abs(row["plated_end_mAh"]) < 0.01
-    assert math.isclose(row["total_lost_cycle_mAh"], row["irreversible_cycle_mAh"] + row["plated_end_mAh"], abs_tol=1e-6)
+    assert row.plated_peak_mAh > 5.0 and abs(row.plated_end_mAh) < 0.01
+    assert math.isclose(row.total_lost_cycle_mAh, row.irreversible_cycle_mAh + row.plated_end_mAh, abs_tol=1e-6)
     below = np.maximum(-trace["plating_margin_min"][1:], 0.0)
-    assert math.isclose(row["plating_exposure_mVmin"], below.sum() * 1e3 * config.dt / 60, rel_tol=1e-12)
-    assert row["plating_time_min"] == (below > 0).sum() * config.dt / 60
+    assert math.isclose(row.plating_exposure_mVmin, below.sum() * 1e3 * config.dt / 60, rel_tol=1e-12)
+    assert row.plating_time_min == (below > 0).sum() * config.dt / 60
     assert sim.soc < 0.1  # the discharge went down to v_min
 
     # life: the same charge repeated; the loss per cycle falls as SEI thickens, and the first cycle matches the
     # closed-loop one up to the discharge depth (to v_min there, back to the start SOC here)
-    lf = life(row["c_rate_profile"], start, "nmc", config.dt, LifeConfig(n_cycles=8))
+    lf = life(row.charge.c_rate_profile, start, "nmc", config.dt, LifeConfig(n_cycles=8))
     q = np.diff([0.0] + lf["irreversible_mAh"])
     assert lf["cycles"] == 8 and np.all(q > 0) and np.all(np.diff(q) < 0)
-    assert abs(q[0] - row["irreversible_cycle_mAh"]) < 0.3 * row["irreversible_cycle_mAh"]
+    assert abs(q[0] - row.irreversible_cycle_mAh) < 0.3 * row.irreversible_cycle_mAh
     assert lf["extrapolated"] and lf["cycles_to_90"] > 100 and np.all(np.diff(lf["retention"]) < 0)
     # the DFN's loss follows the SEI law: a fit to the first 5 cycles predicts the 8th to 1 %
     a, b = fit_sei_law(np.asarray(lf["irreversible_mAh"][:5]) / 1e3)
@@ -77,8 +78,9 @@ def test_a_cycle_keeps_the_irreversible_loss_apart_from_plated_lithium(env):
     results = {"CC-CV 1.5C": {"grid": {point_key(start): row}, "life": {point_key(start): lf},
                               "settings": {"family": "CC-CV"}}}
     text = report(results, [start])
-    assert "CC-CV 1.5C" in text and f"{row['irreversible_cycle_mAh']:.3f}" in text
+    assert "CC-CV 1.5C" in text and f"{row.irreversible_cycle_mAh:.3f}" in text
     assert plot_fronts(results, starts=(start,)) is not None and plot_capacity(results, starts=(start,)) is not None
+    assert CycleResult.from_json(json.loads(json.dumps(row.to_json()))) == row  # as the result files store it
 
 
 def test_the_cycle_refuses_an_env_without_the_degradation_model():
