@@ -133,7 +133,7 @@ def step_time(surrogate, batch: int, steps: int = 50, c_rate: float = 1.0) -> fl
     import torch
 
     soc0 = np.full(batch, 0.2)
-    state = surrogate.initial_state(soc0, np.full(batch, 298.15), **({"max_steps": steps + 5} if surrogate.arch == "transformer" else {}))
+    state = surrogate.initial_state(soc0, np.full(batch, 298.15))
     current = np.full(batch, -c_rate * surrogate.capacity_ah)
     with torch.no_grad():
         for _ in range(3):  # warm-up
