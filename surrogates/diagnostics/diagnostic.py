@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from surrogates.common.files import atomic_torch_save
+from surrogates.common.checkpoints import CheckpointError, load_checkpoint, write_checkpoint
 from surrogates.diagnostics.kinds import KIND_CLASSES, diagnostic_kind, kind_of
 from surrogates.diagnostics.registry import VersionRegistry
 from surrogates.diagnostics.windows import Normalizer, check_inputs, rest_padded_windows
@@ -44,8 +44,9 @@ CHECKPOINT_DIR = Path(__file__).resolve().parent / "checkpoints"
 CHECKPOINT_FORMAT = 1
 
 
-class DiagnosticCheckpointError(ValueError):
-    """A checkpoint that does not fit the request (kind, chemistry, format)."""
+DiagnosticCheckpointError = CheckpointError
+"""The one checkpoint error (:class:`surrogates.common.checkpoints.CheckpointError`) under its older name: a
+checkpoint that does not fit the request (kind, chemistry, format), is not a checkpoint or holds more than plain data."""
 
 
 def checkpoint_path(chemistry: str, kind: str) -> Path:
@@ -77,8 +78,9 @@ def make_blob(model: torch.nn.Module, normalizer: Normalizer, chemistry: str, dt
 
 
 def save_diagnostic(path: str | Path, blob: dict) -> Path:
-    """Write a checkpoint blob atomically (temporary file, then rename)."""
-    atomic_torch_save(blob, path)
+    """Write a checkpoint blob atomically (temporary file, then rename), as plain data
+    (:func:`surrogates.common.checkpoints.write_checkpoint`)."""
+    write_checkpoint(blob, path)
     return Path(path)
 
 
@@ -221,7 +223,9 @@ def load_diagnostic(kind: str, chemistry: str = "nmc", path: str | Path | None =
 
     ``path`` may be a checkpoint file or a run folder of ``experiments/train_diagnostics.py``
     (then its current version, or ``version`` such as ``"v002"``). Refuses
-    (:class:`DiagnosticCheckpointError`) a checkpoint of another kind or chemistry.
+    (:class:`DiagnosticCheckpointError`, i.e. :class:`~surrogates.common.checkpoints.CheckpointError`) a
+    checkpoint of another kind or chemistry, and a file that is not a checkpoint, is truncated or holds more than
+    plain data (read with ``weights_only=True``: nothing in it runs).
     """
     from surrogates.physics.chemistry import get_chemistry
 
@@ -239,7 +243,7 @@ def load_diagnostic(kind: str, chemistry: str = "nmc", path: str | Path | None =
             f"`python experiments/train_diagnostics.py --kind {kind} --chemistry {chemistry} "
             f"--data data/{chemistry}{plugin.data_suffix} --ship`"
         )
-    blob = torch.load(p, map_location="cpu", weights_only=False)
+    blob = load_checkpoint(p)  # weights_only: nothing in the file runs
     if not isinstance(blob, dict) or blob.get("format") != CHECKPOINT_FORMAT or "kind" not in blob:
         raise DiagnosticCheckpointError(f"{p} is not a cellgym diagnostic checkpoint of format {CHECKPOINT_FORMAT}")
     if blob["kind"] != kind:

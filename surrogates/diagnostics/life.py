@@ -128,16 +128,24 @@ def predict(model: LifeCNN, x: np.ndarray) -> np.ndarray:
 
 
 def save(model: LifeCNN, path: Path, spec: LifeFeatures, meta: dict) -> None:
-    """The checkpoint: weights, the feature spec, the width and ``meta`` (chemistry, one_c, metrics), atomically."""
-    from surrogates.common.files import atomic_torch_save
+    """The checkpoint: weights, the feature spec, the width and ``meta`` (chemistry, one_c, metrics), atomically
+    and as plain data (numpy scalars in ``meta`` become Python ones; :func:`~surrogates.common.checkpoints.write_checkpoint`)."""
+    from surrogates.common.checkpoints import write_checkpoint
 
-    atomic_torch_save({"state_dict": model.state_dict(), "features": asdict(spec), "channels": spec.channels,
-                       "width": model.head[0].out_features, "meta": meta}, path)
+    write_checkpoint({"state_dict": model.state_dict(), "features": asdict(spec), "channels": spec.channels,
+                      "width": model.head[0].out_features, "meta": meta}, path)
 
 
 def load(path: Path) -> tuple[LifeCNN, LifeFeatures, dict]:
-    """A checkpoint written by :func:`save` -> (model in eval mode, its feature spec, its meta)."""
-    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    """A checkpoint written by :func:`save` -> (model in eval mode, its feature spec, its meta).
+
+    Read with ``weights_only=True`` (nothing in the file runs): a file that is not such a checkpoint raises
+    :class:`~surrogates.common.checkpoints.CheckpointError`."""
+    from surrogates.common.checkpoints import CheckpointError, load_checkpoint
+
+    ckpt = load_checkpoint(path)
+    if not isinstance(ckpt, dict) or not {"state_dict", "features", "channels", "width"} <= set(ckpt):
+        raise CheckpointError(f"{path} is not a life-estimator checkpoint (no state_dict/features/channels/width)")
     model = LifeCNN(ckpt["channels"], width=ckpt["width"])
     model.load_state_dict(ckpt["state_dict"])
     return model.eval(), LifeFeatures(**ckpt["features"]), ckpt["meta"]

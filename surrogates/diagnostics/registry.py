@@ -21,7 +21,8 @@ import re
 import shutil
 from pathlib import Path
 
-from surrogates.common.files import atomic_torch_save, atomic_write_text
+from surrogates.common.checkpoints import write_checkpoint
+from surrogates.common.files import atomic_write_text
 
 _VERSION = re.compile(r"^v(\d{3,})$")
 
@@ -88,7 +89,7 @@ class VersionRegistry:
         tmp_dir.mkdir(parents=True)
         blob = dict(blob)
         blob["meta"] = {**blob.get("meta", {}), "version": version}
-        atomic_torch_save(blob, tmp_dir / self.CHECKPOINT)
+        write_checkpoint(blob, tmp_dir / self.CHECKPOINT)
         (tmp_dir / "metrics.json").write_text(json.dumps({"version": version, "threshold": blob["threshold"],
                                                           **metrics}, indent=2))
         os.replace(tmp_dir, vdir)  # the version appears whole or not at all

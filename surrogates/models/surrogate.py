@@ -11,7 +11,6 @@ time (``reset_rows`` restarts some of them), under ``torch.no_grad``.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import numpy as np
 import torch
 
 from surrogates.common.channels import check_kelvin
+from surrogates.common.checkpoints import CheckpointError, load_checkpoint, write_checkpoint
 from surrogates.models.features import Featurizer
 from surrogates.models import ARCHITECTURES, DEFAULT_ARCH, architecture, inference_only, inference_state_dict, scatter_state
 
@@ -26,10 +26,6 @@ CHECKPOINT_DIR = Path(__file__).resolve().parent / "checkpoints"
 """Shipped checkpoints: ``{chemistry}-{arch}.pt`` with a card ``{chemistry}-{arch}.md``."""
 CHECKPOINT_FORMAT = 2
 """2: inference weights only (format 1 also held JEPA's training modules; still read)."""
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that does not fit the request (architecture, chemistry, dt, format)."""
 
 
 def checkpoint_path(chemistry: str, arch: str) -> Path:
@@ -40,11 +36,10 @@ def checkpoint_path(chemistry: str, arch: str) -> Path:
 
 
 def save_checkpoint(path: str | Path, model: torch.nn.Module, featurizer: Featurizer, meta: dict) -> None:
-    """Write a surrogate checkpoint atomically (temporary file, then rename)."""
+    """Write a surrogate checkpoint atomically (temporary file, then rename), as plain data
+    (:func:`surrogates.common.checkpoints.write_checkpoint`: ``meta``'s numpy scalars become Python ones)."""
     from dataclasses import asdict
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     blob = {
         "format": CHECKPOINT_FORMAT,
         "arch": model.arch,
@@ -55,9 +50,7 @@ def save_checkpoint(path: str | Path, model: torch.nn.Module, featurizer: Featur
         "featurizer": featurizer.to_dict(),
         "meta": meta,
     }
-    tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
-    torch.save(blob, tmp)
-    os.replace(tmp, path)
+    write_checkpoint(blob, path)
 
 
 @dataclass
@@ -184,7 +177,9 @@ def load_surrogate(chemistry: str = "nmc", arch: str | None = DEFAULT_ARCH, path
     With ``path``, ``arch=None`` accepts whatever architecture the checkpoint holds.
 
     Refuses (:class:`CheckpointError`) a checkpoint of another architecture, chemistry or
-    ``dt`` than asked for, naming what it holds and how to get the right one.
+    ``dt`` than asked for, naming what it holds and how to get the right one, and a file that is
+    not a checkpoint, is truncated or holds more than plain data (read with ``weights_only=True``:
+    nothing in it runs; :func:`surrogates.common.checkpoints.load_checkpoint`).
     """
     from surrogates.physics.chemistry import get_chemistry
 
@@ -200,7 +195,7 @@ def load_surrogate(chemistry: str = "nmc", arch: str | None = DEFAULT_ARCH, path
             f"no surrogate checkpoint at {p}; shipped checkpoints: {', '.join(shipped) or 'none'}. Train one with "
             f"`python experiments/train_surrogate.py --chemistry {chemistry} --arch {arch}`"
         )
-    blob = torch.load(p, map_location="cpu", weights_only=False)
+    blob = load_checkpoint(p)
     if not isinstance(blob, dict) or blob.get("format") not in (1, CHECKPOINT_FORMAT):
         raise CheckpointError(f"{p} is not a cellgym surrogate checkpoint of format {CHECKPOINT_FORMAT}")
     if arch is not None and blob["arch"] != arch:

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from surrogates.common.files import atomic_torch_save
+from surrogates.common.checkpoints import load_checkpoint, write_checkpoint
 from surrogates.common.metadata import git_revision, package_versions
 from surrogates.diagnostics.diagnostic import Diagnostic, make_blob
 from surrogates.diagnostics.evaluate import evaluate_sets
@@ -170,7 +170,7 @@ class DiagnosticTask:
         return loss, self.plugin.progress(raw, self.wins["val"], self.sequences["val"])
 
     def save_best(self, path: Path, history: list) -> None:
-        atomic_torch_save({"state_dict": self.model.state_dict(), "epoch": history[-1]["epoch"]}, path)
+        write_checkpoint({"state_dict": self.model.state_dict(), "epoch": history[-1]["epoch"]}, path)
 
 
 def train_diagnostic(cfg: DiagnosticConfig, dataset=None, ood_datasets: dict | None = None) -> dict:
@@ -207,7 +207,7 @@ def train_diagnostic(cfg: DiagnosticConfig, dataset=None, ood_datasets: dict | N
 
     # -- calibrate the threshold on validation windows with the best model
     run_dir = cfg.run_dir()
-    model.load_state_dict(torch.load(run_dir / "best.pt", map_location=ctx.device, weights_only=True)["state_dict"])
+    model.load_state_dict(load_checkpoint(run_dir / "best.pt", map_location=ctx.device)["state_dict"])
     model.eval()
     threshold, threshold_info = plugin.calibrate(_outputs(plugin, model, task.z["val"], ctx.device)[1], wins["val"], cfg)
     print(f"threshold {threshold:.5g} ({threshold_info['rule']})")

@@ -41,7 +41,8 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from surrogates.common.files import atomic_torch_save, atomic_write_text
+from surrogates.common.checkpoints import load_checkpoint, write_checkpoint
+from surrogates.common.files import atomic_write_text
 from surrogates.training.config import RESUME_INDIFFERENT, TrainingConfig
 
 
@@ -120,15 +121,29 @@ def make_optimizer(parameters: list, cfg: TrainingConfig) -> torch.optim.Optimiz
 
 
 def rng_state() -> dict:
-    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    """The global RNGs' states as plain data (a checkpoint holds no objects): python's ``random.getstate()``
+    as a list (its version, its 625 ints, its cached gaussian), numpy's legacy generator as its
+    ``bit_generator.state`` dict (key as a list of ints), torch's (and CUDA's) as byte tensors."""
+    version, internal, gauss = random.getstate()
+    np_state = np.random.get_state(legacy=False)
+    np_state = {**np_state, "state": {**np_state["state"], "key": np_state["state"]["key"].tolist()}}
+    state = {"python": [version, list(internal), gauss], "numpy": np_state, "torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
 
 
 def set_rng_state(state: dict) -> None:
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    """Restore :func:`rng_state` (also the older form: python's tuple, numpy's ``get_state()`` tuple)."""
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    np_state = state["numpy"]
+    if isinstance(np_state, dict):
+        np_state = {**np_state, "state": {**np_state["state"],
+                                          "key": np.asarray(np_state["state"]["key"], dtype=np.uint32)}}
+    else:  # ("MT19937", key, pos, has_gauss, cached_gaussian)
+        np_state = (np_state[0], np.asarray(np_state[1], dtype=np.uint32), *np_state[2:])
+    np.random.set_state(np_state)
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
         torch.cuda.set_rng_state_all(state["cuda"])
@@ -174,7 +189,7 @@ def fit(task, cfg: TrainingConfig, ctx: Context) -> Fit:
     # -- resume
     epoch, global_step, best, stale, minutes_before, history, opt_state = 0, 0, math.inf, 0, 0.0, [], None
     if cfg.resume and last_path.exists():
-        state = torch.load(last_path, map_location="cpu", weights_only=False)
+        state = load_checkpoint(last_path)  # weights_only: a crafted last.pt runs nothing
         if _comparable(state["config"]) != _comparable(cfg_dict):
             raise ValueError(f"{last_path} is from a run with other settings; use another --out, --resume false, "
                              "or delete it")
@@ -272,7 +287,7 @@ def fit(task, cfg: TrainingConfig, ctx: Context) -> Fit:
             elif minutes >= phase.max_minutes and epoch < len(schedule) and schedule[epoch] == schedule[epoch - 1]:
                 print(f"{phase.name} budget of {phase.max_minutes} min spent")
                 epoch = len(schedule) - schedule[::-1].index(schedule[epoch - 1])  # the next phase's first epoch
-            atomic_torch_save({
+            write_checkpoint({
                 "modules": {name: m.state_dict() for name, m in task.modules.items()},
                 "optimizer": {"phase": phase.name, "state": opt.state_dict()},
                 "epoch": len(schedule) if stop else epoch, "global_step": global_step, "best": best, "stale": stale,

@@ -156,15 +156,14 @@ Data: `{d['path']}` fingerprint `{d['fingerprint']}`: {d['sequences']} sequences
 def ship_diagnostic(run_dir: str | Path, chemistry: str, kind: str) -> Path:
     """Copy the current version of the diagnostic run in ``run_dir`` to ``checkpoint_path(chemistry, kind)``
     and write its card beside it; the shipped path."""
-    import torch
-
+    from surrogates.common.checkpoints import load_checkpoint
     from surrogates.diagnostics import VersionRegistry, checkpoint_path
 
     src = VersionRegistry(Path(run_dir)).path()
     dest = checkpoint_path(chemistry, kind)
     with atomic_path(dest) as tmp:
         shutil.copyfile(src, tmp)
-    blob = torch.load(dest, map_location="cpu", weights_only=False)
+    blob = load_checkpoint(dest)
     card = diagnostic_card(blob["meta"], blob["threshold"], blob["threshold_info"], blob["model_config"])
     dest.with_suffix(".md").write_text(card)
     print(f"shipped {src} -> {dest} ({dest.stat().st_size / 1e3:.0f} kB) and its card")

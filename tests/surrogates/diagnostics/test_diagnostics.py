@@ -77,7 +77,7 @@ def test_plating_detector_pretrains_and_overfits_a_tiny_set(tmp_path, toy):
     assert {"val", "test", "holdout"} <= set(m) and "window_auroc" in m["test"] and "episode_f1" in m["holdout"]
     assert not (cfg.run_dir() / "last.pt").exists() and (cfg.run_dir() / "tb").exists()
     # the shipped file holds what inference needs only: the MAE decoder stays behind
-    blob = torch.load(summary["path"], weights_only=False)
+    blob = torch.load(summary["path"], weights_only=True)
     assert set(blob["state_dict"]) == set(PlatingDetector(PatchConfig(**blob["model_config"])).state_dict())
 
 
@@ -115,8 +115,8 @@ def test_interrupted_run_resumes_to_the_same_model(tmp_path, toy, monkeypatch):
     monkeypatch.setattr(train_module, "_outputs", real)
     resumed = train_diagnostic(cfg, dataset=toy)
     assert resumed["version"] == "v001" and len(resumed["meta"]["history"]) == 5
-    a = torch.load(ref["path"], weights_only=False)
-    b = torch.load(resumed["path"], weights_only=False)
+    a = torch.load(ref["path"], weights_only=True)
+    b = torch.load(resumed["path"], weights_only=True)
     for k in a["state_dict"]:
         torch.testing.assert_close(a["state_dict"][k], b["state_dict"][k])
     assert a["threshold"] == pytest.approx(b["threshold"])
@@ -154,7 +154,7 @@ def test_rollback_restores_previous_checkpoint_and_threshold(ood_run, tmp_path, 
     shutil.copytree(out, run)
     monkeypatch.setattr("surrogates.diagnostics.diagnostic.CHECKPOINT_DIR", tmp_path / "shipped")
     train_script = script("train_diagnostics")
-    v1 = torch.load(run / "versions" / "v001" / "diagnostic.pt", weights_only=False)
+    v1 = torch.load(run / "versions" / "v001" / "diagnostic.pt", weights_only=True)
     result = train_script.main(["--kind", "ood", "--chemistry", "nmc", "--out", str(run), "--rollback", "--ship"])
     assert result["version"] == "v001"
     reg = VersionRegistry(run)

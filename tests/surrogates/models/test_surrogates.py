@@ -175,7 +175,7 @@ def test_train_writes_a_loadable_checkpoint_and_resumes(tiny_data, tmp_path):
 def test_training_is_reproducible(tiny_data, tmp_path):
     a = train(_tiny_train_config(tiny_data, tmp_path / "a", max_sequences=8))
     b = train(_tiny_train_config(tiny_data, tmp_path / "b", max_sequences=8))
-    ta, tb = torch.load(a["best"], weights_only=False), torch.load(b["best"], weights_only=False)
+    ta, tb = torch.load(a["best"], weights_only=True), torch.load(b["best"], weights_only=True)
     for k in ta["state_dict"]:
         torch.testing.assert_close(ta["state_dict"][k], tb["state_dict"][k], rtol=0, atol=0)
 

@@ -70,14 +70,14 @@ def test_a_stopped_run_resumes_where_it_stopped_and_ends_as_an_uninterrupted_one
     monkeypatch.setattr(SurrogateTask, "validate", stop_in_epoch_3)
     with pytest.raises(KeyboardInterrupt):
         train(cfg, dataset=toy)
-    cut = torch.load(cfg.run_dir() / "last.pt", weights_only=False)
+    cut = torch.load(cfg.run_dir() / "last.pt", weights_only=True)
     assert cut["epoch"] == 3 and cut["optimizer"]["phase"] == "finetune" and cut["optimizer"]["state"]["state"]
     assert [h["phase"] for h in cut["history"]] == ["pretrain", "readout", "finetune"] and math.isfinite(cut["best"])
     monkeypatch.setattr(SurrogateTask, "validate", real)
     resumed = train(cfg, dataset=toy)
 
-    a = torch.load(tmp_path / "ref" / "last.pt", weights_only=False)
-    b = torch.load(cfg.run_dir() / "last.pt", weights_only=False)
+    a = torch.load(tmp_path / "ref" / "last.pt", weights_only=True)
+    b = torch.load(cfg.run_dir() / "last.pt", weights_only=True)
     assert b["epoch"] == a["epoch"] == 5 and b["global_step"] == a["global_step"] and b["best"] == a["best"]
     assert [h["epoch"] for h in b["history"]] == list(range(5))
     for k, v in a["modules"]["model"].items():
@@ -87,7 +87,7 @@ def test_a_stopped_run_resumes_where_it_stopped_and_ends_as_an_uninterrupted_one
     assert resumed["meta"]["test"] == ref["meta"]["test"]
     assert "jepa_readout_only_validation" in resumed["meta"]
     # the shipped checkpoint holds inference weights only (no JEPA training modules) and loads strictly
-    best = torch.load(resumed["best"], weights_only=False)
+    best = torch.load(resumed["best"], weights_only=True)
     assert not any(k.startswith(("target_encoder", "context_encoder")) for k in best["state_dict"])
 
 
@@ -121,8 +121,8 @@ def _rank(rank: int, world: int, ports: tuple[int, int], out: str) -> None:
 def test_two_gloo_ranks_end_with_identical_weights(tmp_path):
     torch.multiprocessing.spawn(_rank, args=(2, (_free_port(), _free_port()), str(tmp_path)), nprocs=2, join=True)
     for name in ("jepa", "plating"):
-        a = torch.load(tmp_path / f"{name}-rank0.pt", weights_only=False)
-        b = torch.load(tmp_path / f"{name}-rank1.pt", weights_only=False)
+        a = torch.load(tmp_path / f"{name}-rank0.pt", weights_only=True)
+        b = torch.load(tmp_path / f"{name}-rank1.pt", weights_only=True)
         for module in a:
             for k, v in a[module].items():
                 assert torch.equal(v, b[module][k]), (name, module, k)
@@ -139,6 +139,6 @@ def test_two_gloo_ranks_end_with_identical_weights(tmp_path):
     np.testing.assert_allclose(lrs[-steps:], [loop.lr_at(cfg, s, steps) for s in range(steps)], rtol=1e-6)
     assert len(lrs) == (cfg.pretrain_epochs + cfg.readout_epochs + cfg.max_epochs) * per_rank
     assert (tmp_path / "jepa" / "best.pt").exists() and (tmp_path / "plating" / "versions" / "v001").exists()
-    history = torch.load(tmp_path / "jepa" / "last.pt", weights_only=False)["history"]
+    history = torch.load(tmp_path / "jepa" / "last.pt", weights_only=True)["history"]
     assert [h["phase"] for h in history] == ["pretrain", "readout", "finetune", "finetune", "finetune"]
     assert np.isfinite(history[-1]["voltage_mae_mV"])
