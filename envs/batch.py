@@ -18,6 +18,11 @@ cell i replays what a ``FastChargeEnv`` reset with ``seed=seed + i`` (then reset
 would do. Options (``{"soc_start": s, "ambient_temperature": T}``) pending for a cell fix its
 next start state.
 
+Rendering: with a ``render_mode`` (:mod:`envs.render`) the batch records one cell's charge, cell
+``render_cell`` (default 0; settable: the history then restarts from that cell's present state), in
+one :class:`envs.render.ChargeRenderer` (:attr:`CellBatch.renderer`); a cell restarted by the
+same-step auto-reset keeps its finished charge drawn until its next step. Without one, nothing is recorded.
+
 Arrays the batch hands out (observations, info columns) are never written again: restarts
 replace the per-cell arrays, they do not write into them.
 """
@@ -33,8 +38,9 @@ from gymnasium.utils import seeding
 
 from envs.backends import apply_torch_settings, check_episode_length, resolve_surrogate, surrogate_rest_channels
 from envs.charging import action_to_c_rate, check_actions, evaluate_step, info_columns, observe, sample_starts
-from envs.config import DEFAULT_SURROGATE, ChargingConfig
+from envs.config import DEFAULT_SURROGATE, ChargingConfig, check_keywords
 from envs.diagnostic_terms import DiagnosticTerms
+from envs.render import ChargeRenderer, check_render_cell, check_render_mode, outcome, row
 
 
 @dataclass
@@ -65,20 +71,22 @@ class CellBatch:
         chemistry: ``"nmc"`` or ``"lfp"``.
         surrogate: an architecture name (the shipped checkpoint), a checkpoint path or a ``Surrogate``.
         device: torch device of the surrogate and the diagnostics (``"cpu"``, ``"cuda"``).
-        owner: the adapter's name, for error messages.
-        **env_kwargs: any field of :class:`envs.config.ChargingConfig`.
+        **env_kwargs: any field of :class:`envs.config.ChargingConfig` (anything else: Python's ``TypeError``,
+            :func:`envs.config.check_keywords`; the adapters check their own keywords first).
+        render_mode: None, ``"rgb_array"`` or ``"human"`` (:mod:`envs.render`): record and draw cell ``render_cell``.
+        render_cell: the cell drawn (an index in ``[0, num_envs)``).
     """
 
     PER_CELL = ("soc", "steps", "ambient_temperature", "np_random")
     """Per-cell attributes (:meth:`cell_attr`)."""
 
     def __init__(self, num_envs: int, chemistry: str = "nmc", surrogate=DEFAULT_SURROGATE, device: str = "cpu",
-                 owner: str = "CellBatch", **env_kwargs):
+                 render_mode: str | None = None, render_cell: int = 0, **env_kwargs):
+        check_keywords(CellBatch.__init__, env_kwargs)
+        check_render_mode(render_mode, "CellBatch")
         if int(num_envs) < 1:
             raise ValueError(f"num_envs must be >= 1, got {num_envs!r}")
-        unknown = set(env_kwargs) - set(ChargingConfig.field_names())
-        if unknown:
-            raise TypeError(f"unknown {owner} arguments {sorted(unknown)}; valid: {', '.join(ChargingConfig.field_names())}")
+        self._render_cell = check_render_cell(render_cell, int(num_envs))
         n = self.num_envs = int(num_envs)
         self.config = ChargingConfig(chemistry=chemistry, **env_kwargs)
         apply_torch_settings(self.config)
@@ -97,6 +105,31 @@ class CellBatch:
         self.ambient = np.zeros(n)
         self.c_rate = np.zeros(n)
         self.steps = np.zeros(n, dtype=np.int64)
+        self.render_mode = render_mode
+        self.renderer = ChargeRenderer(render_mode, self.config, self._render_label()) if render_mode is not None else None
+        """The history and figure of cell :attr:`render_cell` (:class:`envs.render.ChargeRenderer`), or None."""
+
+    # ------------------------------------------------------------------ rendering
+    @property
+    def render_cell(self) -> int:
+        """The cell drawn by ``render()``; setting it restarts the drawn history from that cell's present state."""
+        return self._render_cell
+
+    @render_cell.setter
+    def render_cell(self, value: int) -> None:
+        self._render_cell = check_render_cell(value, self.num_envs)
+        if self.renderer is not None:
+            self.renderer.label = self._render_label()
+            if self.channels:
+                cols = info_columns(self.channels, self.c_rate, self.steps, self.ambient, self.config)
+                self.renderer.reset(row(cols, self._render_cell))
+
+    def _render_label(self) -> str:
+        return f"cell {self._render_cell} of {self.num_envs}"
+
+    def render(self):
+        """Cell :attr:`render_cell`'s frame (``"rgb_array"``), or show it (``"human"``: None); None without a mode."""
+        return self.renderer.render() if self.renderer is not None else None
 
     # ------------------------------------------------------------------ seeds, options, settings
     def seed(self, seeds) -> list[int | None]:
@@ -184,7 +217,10 @@ class CellBatch:
     def reset(self) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """Restart every cell (pending seeds and options apply): observations ``[N, 6]``, info columns."""
         self.state = None
-        return self.restart(np.arange(self.num_envs))
+        obs, columns = self.restart(np.arange(self.num_envs))
+        if self.renderer is not None:
+            self.renderer.reset(row(columns, self._render_cell))
+        return obs, columns
 
     # ------------------------------------------------------------------ stepping
     def step(self, actions) -> BatchStep:
@@ -211,6 +247,12 @@ class CellBatch:
         reset_infos = {}
         if len(done):
             obs[done], reset_infos = self.restart(done)
+        if self.renderer is not None:
+            c = self._render_cell
+            at = np.flatnonzero(done == c)
+            info = row(infos, c)
+            self.renderer.step(info, outcome(info, bool(terminated[c]), bool(truncated[c])),
+                               row(reset_infos, int(at[0])) if len(at) else None)
         return BatchStep(obs, reward, terminated, truncated, infos, done, final_obs, reset_infos)
 
 

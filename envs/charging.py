@@ -64,8 +64,10 @@ import gymnasium as gym
 import numpy as np
 
 from envs.backends import apply_torch_settings, make_backend
-from envs.config import DEFAULT_SURROGATE, OBS_BOUND, OBS_NAMES, T_REF, T_SCALE, V_SCALE, ChargingConfig
+from envs.config import DEFAULT_SURROGATE, OBS_BOUND, OBS_NAMES, T_REF, T_SCALE, V_SCALE, ChargingConfig, check_keywords
 from envs.diagnostic_terms import DiagnosticTerms, diagnostic_info_keys, diagnostic_reward_terms, reward_key, score_key
+from envs.render import ChargeRenderer, check_render_mode, outcome
+from envs.render import metadata as render_metadata
 
 REWARD_TERMS: tuple[str, ...] = (
     "reward_time", "reward_progress", "reward_voltage", "reward_temperature", "reward_plating", "reward_violation",
@@ -280,7 +282,10 @@ class FastChargeEnv(gym.Env):
         surrogate: for the surrogate backend: an architecture name (loads the checkpoint
             shipped in ``surrogates/checkpoints``), a checkpoint path, or a ``Surrogate``.
         device: torch device of the surrogate.
-        render_mode: none supported (kept for the Gymnasium signature).
+        render_mode: None (default: nothing recorded), ``"rgb_array"`` (``render()`` returns the charge so far as an
+            RGB frame ``[H, W, 3]`` uint8: C-rate, voltage, temperature and plating margin against time, with the
+            limits) or ``"human"`` (the same shown live in a matplotlib window at every ``reset`` and ``step``);
+            see :mod:`envs.render`.
         pybamm_options: for the pybamm backend, keyword arguments of :class:`surrogates.physics.dfn.DFNSimulator`;
             ``{"degradation": True}`` adds SEI growth and lithium plating and, in A.h,
             ``info["lithium_irreversible"]``, the lithium lost for good since reset (SEI + dead lithium:
@@ -293,17 +298,17 @@ class FastChargeEnv(gym.Env):
 
     ``reset(seed=..., options={"soc_start": s, "ambient_temperature": T})``: the options fix
     the start state of that episode. Seeded resets reproduce episodes exactly on both backends.
+
+    An unknown keyword argument raises Python's ``TypeError`` (``FastChargeEnv.__init__() got an unexpected keyword
+    argument 'frameskip'; valid keyword arguments: ...``), so callers that retry without it work.
     """
 
-    metadata = {"render_modes": []}
+    metadata = render_metadata()
 
     def __init__(self, chemistry: str = "nmc", backend: str = "surrogate", surrogate=DEFAULT_SURROGATE, device: str = "cpu",
                  render_mode: str | None = None, pybamm_options: dict | None = None, **config):
-        if render_mode is not None:
-            raise ValueError(f"FastChargeEnv has no render modes, got render_mode={render_mode!r}")
-        unknown = set(config) - set(ChargingConfig.field_names())
-        if unknown:
-            raise TypeError(f"unknown FastChargeEnv arguments {sorted(unknown)}; valid: {', '.join(ChargingConfig.field_names())}")
+        check_keywords(FastChargeEnv.__init__, config)
+        check_render_mode(render_mode, "FastChargeEnv")
         self.config = ChargingConfig(chemistry=chemistry, **config)
         self.backend_name = backend
         self.backend = make_backend(backend, config=self.config, surrogate=surrogate, device=device,
@@ -312,7 +317,8 @@ class FastChargeEnv(gym.Env):
             apply_torch_settings(self.config)  # the diagnostics run torch on either backend
         self.diagnostic_terms = DiagnosticTerms(self.config, 1, device=device) if self.config.diagnostics else None
         """The learned-diagnostic reward terms (:class:`envs.diagnostic_terms.DiagnosticTerms`), or None."""
-        self.render_mode = None
+        self.render_mode = render_mode
+        self._renderer = ChargeRenderer(render_mode, self.config) if render_mode is not None else None
         self.observation_space = observation_space()
         self.action_space = action_space()
         self._channels: dict[str, np.ndarray] | None = None
@@ -346,7 +352,10 @@ class FastChargeEnv(gym.Env):
         if self.diagnostic_terms is not None:
             self.diagnostic_terms.reset_rows([0], self._channels["voltage"], self._channels["temperature"])
         self._done = False
-        return self._get_obs(), self._get_info()
+        info = self._get_info()
+        if self._renderer is not None:
+            self._renderer.reset(info)
+        return self._get_obs(), info
 
     def step(self, action):
         if self._done:
@@ -369,11 +378,17 @@ class FastChargeEnv(gym.Env):
         info = self._get_info(terms)
         if failure is not None:
             info["solver_message"] = failure
+        if self._renderer is not None:
+            self._renderer.step(info, outcome(info, bool(terminated[0]), bool(truncated[0])))
         return self._get_obs(), float(reward[0]), bool(terminated[0]), bool(truncated[0]), info
 
     def render(self):
-        return None
+        """``"rgb_array"``: the charge since reset as an RGB frame ``[H, W, 3]`` uint8; ``"human"``: show it; None without
+        a render mode."""
+        return self._renderer.render() if self._renderer is not None else None
 
     def close(self):
+        if getattr(self, "_renderer", None) is not None:
+            self._renderer.close()
         if getattr(self, "backend", None) is not None:
             self.backend.close()

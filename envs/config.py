@@ -32,7 +32,9 @@ policies read voltage and SOC through it).
 
 from __future__ import annotations
 
+import inspect
 import math
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field, fields
 
 import numpy as np
@@ -190,6 +192,29 @@ class ChargingConfig:
     @classmethod
     def field_names(cls) -> tuple[str, ...]:
         return tuple(f.name for f in fields(cls))
+
+
+def check_keywords(init: Callable, kwargs: Iterable[str]) -> None:
+    """Refuse keyword arguments that neither ``init`` (an ``__init__``) names nor :class:`ChargingConfig` has.
+
+    Raises Python's own ``TypeError``, its message beginning as the interpreter's does
+    (``FastChargeEnv.__init__() got an unexpected keyword argument 'frameskip'``; for several,
+    ``got unexpected keyword arguments 'a', 'b'``), then the valid keywords: callers that retry
+    without a keyword on that message (TorchRL's ``GymEnv`` drops ``frameskip``, SB3's
+    ``make_vec_env`` drops ``render_mode``) work. One check for every env and the batched core.
+    """
+    params = [p.name for p in inspect.signature(init).parameters.values()
+              if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name != "self"]
+    valid = params + [n for n in ChargingConfig.field_names() if n not in params]
+    unknown = [k for k in kwargs if k not in valid]
+    if not unknown:
+        return
+    owner = f"{init.__qualname__}()"
+    if len(unknown) == 1:
+        head = f"{owner} got an unexpected keyword argument {unknown[0]!r}"
+    else:
+        head = f"{owner} got unexpected keyword arguments {', '.join(map(repr, unknown))}"
+    raise TypeError(f"{head}; valid keyword arguments: {', '.join(valid)}")
 
 
 def _range_or_value(name: str, value, lo: float, hi: float, hint: str = ""):

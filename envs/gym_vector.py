@@ -20,6 +20,10 @@ The cells are :class:`envs.batch.CellBatch`, the same batched core as the stable
   continues each cell's generator. ``options`` (``soc_start``, ``ambient_temperature``) apply to
   every cell at that reset.
 * rewards are float64 and observations float32, as ``SyncVectorEnv`` batches them.
+* rendering draws one cell, ``render_cell`` (a keyword, default 0, and a settable attribute):
+  ``render_mode="rgb_array"``: ``render()`` returns a tuple of one frame, that cell's ``[H, W, 3]``
+  uint8 (:mod:`envs.render`; Gymnasium's vector video and human wrappers, which want one frame per
+  cell, fit ``num_envs=1`` only); ``"human"``: that cell is shown live at every ``reset`` and ``step``.
 """
 
 from __future__ import annotations
@@ -30,7 +34,9 @@ from gymnasium.vector.utils import batch_space
 
 from envs.batch import CellBatch
 from envs.charging import action_space, observation_space
-from envs.config import DEFAULT_SURROGATE
+from envs.config import DEFAULT_SURROGATE, check_keywords
+from envs.render import check_render_mode
+from envs.render import metadata as render_metadata
 
 
 class FastChargeVectorEnv(VectorEnv):
@@ -39,22 +45,24 @@ class FastChargeVectorEnv(VectorEnv):
     Arguments as :class:`envs.batch.CellBatch` (``num_envs``, ``chemistry``, ``surrogate``, ``device``,
     any field of :class:`envs.config.ChargingConfig`); ``backend``: ``"surrogate"`` only (the
     DFN does not batch: ``gym.make_vec(..., backend="pybamm", vectorization_mode="async")`` runs
-    one per process); ``render_mode``: none supported (kept for the Gymnasium signature).
+    one per process); ``render_mode``: None, ``"rgb_array"`` or ``"human"``, drawing cell ``render_cell``
+    (see the module docstring). An unknown keyword raises Python's ``TypeError``.
     """
 
-    metadata = {"render_modes": [], "autoreset_mode": AutoresetMode.SAME_STEP}
+    metadata = render_metadata(autoreset_mode=AutoresetMode.SAME_STEP)
 
     def __init__(self, num_envs: int = 1, chemistry: str = "nmc", surrogate=DEFAULT_SURROGATE, device: str = "cpu",
-                 backend: str = "surrogate", render_mode: str | None = None, **env_kwargs):
+                 backend: str = "surrogate", render_mode: str | None = None, render_cell: int = 0, **env_kwargs):
+        check_keywords(FastChargeVectorEnv.__init__, env_kwargs)
         if backend != "surrogate":
             raise ValueError(f"FastChargeVectorEnv batches the surrogate backend only, not {backend!r}; for the DFN use "
                              "gym.make_vec(id, num_envs, vectorization_mode='async', backend='pybamm')")
-        if render_mode is not None:
-            raise ValueError(f"FastChargeVectorEnv has no render modes, got render_mode={render_mode!r}")
-        self.core = CellBatch(num_envs, chemistry, surrogate, device, owner="FastChargeVectorEnv", **env_kwargs)
+        check_render_mode(render_mode, "FastChargeVectorEnv")
+        self.core = CellBatch(num_envs, chemistry, surrogate, device, render_mode=render_mode, render_cell=render_cell,
+                              **env_kwargs)
         """The batched cells (:class:`envs.batch.CellBatch`)."""
         self.num_envs = self.core.num_envs
-        self.render_mode = None
+        self.render_mode = render_mode
         self.single_observation_space = observation_space()
         self.single_action_space = action_space()
         self.observation_space = batch_space(self.single_observation_space, self.num_envs)
@@ -65,6 +73,8 @@ class FastChargeVectorEnv(VectorEnv):
     config = property(lambda self: self.core.config)
     surrogate = property(lambda self: self.core.surrogate)
     diagnostic_terms = property(lambda self: self.core.diagnostic_terms)
+    render_cell = property(lambda self: self.core.render_cell, lambda self, i: setattr(self.core, "render_cell", i),
+                           doc="The cell ``render()`` draws (settable; see the module docstring).")
 
     def reset(self, *, seed: int | list[int | None] | None = None, options: dict | None = None):
         """Reset every cell; observations ``[N, 6]`` and infos (a dict of arrays)."""
@@ -99,8 +109,13 @@ class FastChargeVectorEnv(VectorEnv):
         masks = {"_" + k: self._all for k in infos if not k.startswith("_") and "_" + k not in infos}
         return {**infos, **masks}
 
-    def render(self):
-        return None
+    def render(self) -> tuple[np.ndarray] | None:
+        """``"rgb_array"``: ``(frame,)``, cell :attr:`render_cell`'s charge since its reset; ``"human"``: show it,
+        None; None without a render mode."""
+        frame = self.core.render()
+        return (frame,) if frame is not None else None
 
     def close_extras(self, **kwargs) -> None:
         self.core.state = None
+        if self.core.renderer is not None:
+            self.core.renderer.close()

@@ -27,6 +27,12 @@ With ``diagnostics`` the N cells' histories live in one :class:`envs.diagnostic_
 finished cells' rows are refilled with their rest state at the auto-reset, and each kind scores
 all N windows in one call per step.
 
+Rendering draws one cell, ``render_cell`` (a keyword, default 0, and an attribute, ``set_attr`` too): with
+``render_mode="rgb_array"``, ``render()`` (and ``render("rgb_array")``) returns that cell's frame ``[H, W, 3]``
+uint8 (:mod:`envs.render`), ``render("human")`` shows it with OpenCV as SB3's base class does, and
+``get_images()`` is one entry per cell, the frame at ``render_cell`` and None for the others; with
+``"human"`` the cell is shown live at every reset and step (``render()`` shows it again and returns None).
+
 Torch runs under ``no_grad`` (inside :class:`~surrogates.models.surrogate.Surrogate`) on ``device``
 (``"cuda"`` for a GPU).
 """
@@ -34,6 +40,7 @@ Torch runs under ``no_grad`` (inside :class:`~surrogates.models.surrogate.Surrog
 from __future__ import annotations
 
 from collections.abc import Sequence
+import warnings
 from types import MappingProxyType
 from typing import Any
 
@@ -43,7 +50,9 @@ from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices,
 
 from envs.batch import BatchStep, CellBatch
 from envs.charging import action_space, as_dicts, observation_space
-from envs.config import DEFAULT_SURROGATE, ChargingConfig
+from envs.config import DEFAULT_SURROGATE, ChargingConfig, check_keywords
+from envs.render import check_render_mode
+from envs.render import metadata as render_metadata
 
 INFO_MODES = ("dicts", "arrays")
 """What :class:`SurrogateVecEnv`'s per-cell ``infos`` hold (see the module docstring)."""
@@ -62,33 +71,42 @@ class SurrogateVecEnv(VecEnv):
         seed: if given, as :meth:`seed` (applied at the first reset).
         info_mode: ``"dicts"`` (every ``info`` key in each cell's dict) or ``"arrays"`` (only SB3's
             keys there; all of them in :attr:`last_step`). See the module docstring.
-        **env_kwargs: any field of :class:`envs.config.ChargingConfig`.
+        render_mode: None, ``"rgb_array"`` or ``"human"``: draw cell ``render_cell`` (see the module docstring).
+        render_cell: the cell drawn, an index in ``[0, num_envs)``.
+        **env_kwargs: any field of :class:`envs.config.ChargingConfig` (anything else: Python's ``TypeError``).
 
     Attributes readable through ``get_attr`` (the same for every cell): ``config`` and its fields,
-    ``surrogate``, ``diagnostic_terms``, ``render_mode``, ``info_mode``, ``last_step``, and the
+    ``surrogate``, ``diagnostic_terms``, ``render_mode``, ``render_cell``, ``info_mode``, ``last_step``, and the
     per-cell ``soc``, ``steps``, ``ambient_temperature``, ``np_random``. ``set_attr`` sets a config
     field for every cell (``time_limit`` included: the transformer's cache grows with the episode).
     """
 
     def __init__(self, num_envs: int, chemistry: str = "nmc", surrogate=DEFAULT_SURROGATE, device: str = "cpu",
-                 seed: int | None = None, info_mode: str = "dicts", **env_kwargs):
+                 seed: int | None = None, info_mode: str = "dicts", render_mode: str | None = None, render_cell: int = 0,
+                 **env_kwargs):
+        check_keywords(SurrogateVecEnv.__init__, env_kwargs)
         if info_mode not in INFO_MODES:
             raise ValueError(f"info_mode must be one of {INFO_MODES}, got {info_mode!r}")
-        self.core = CellBatch(num_envs, chemistry, surrogate, device, owner="SurrogateVecEnv", **env_kwargs)
+        check_render_mode(render_mode, "SurrogateVecEnv")
+        self.core = CellBatch(num_envs, chemistry, surrogate, device, render_mode=render_mode, render_cell=render_cell,
+                              **env_kwargs)
         """The batched cells (:class:`envs.batch.CellBatch`)."""
         self.info_mode = info_mode
-        self.render_mode = None
+        self.render_mode = render_mode
         self.last_step: BatchStep | None = None
         """The last step as arrays (:class:`envs.batch.BatchStep`): ``infos`` ``{key: [N]}`` (float64, bool
         for the flags), the finished cells ``done``, their ``final_obs`` and ``reset_infos``; None before a step."""
         self._actions: np.ndarray | None = None
         super().__init__(self.core.num_envs, observation_space(), action_space())
+        self.metadata = render_metadata()  # SB3's base lists the modes only when one is set; these are the env's
         if seed is not None:
             self.seed(seed)
 
     config = property(lambda self: self.core.config)
     surrogate = property(lambda self: self.core.surrogate)
     diagnostic_terms = property(lambda self: self.core.diagnostic_terms)
+    render_cell = property(lambda self: self.core.render_cell, lambda self, i: setattr(self.core, "render_cell", i),
+                           doc="The cell ``render()`` draws (settable; see the module docstring).")
 
     # ------------------------------------------------------------------ resets and stepping
     def reset(self) -> VecEnvObs:
@@ -126,6 +144,8 @@ class SurrogateVecEnv(VecEnv):
     # ------------------------------------------------------------------ SB3 plumbing
     def close(self) -> None:
         self.core.state = None
+        if self.core.renderer is not None:
+            self.core.renderer.close()
 
     def seed(self, seed: int | None = None) -> Sequence[int | None]:
         """Cell i gets ``seed + i`` at the next :meth:`reset` (SB3's convention; None: a random seed)."""
@@ -136,11 +156,29 @@ class SurrogateVecEnv(VecEnv):
         self.core.set_options(options)
 
     def get_images(self) -> Sequence[np.ndarray | None]:
-        return [None] * self.num_envs
+        """One entry per cell: cell :attr:`render_cell`'s frame, None for the others (and for all without
+        ``render_mode="rgb_array"``, with SB3's warning)."""
+        images: list[np.ndarray | None] = [None] * self.num_envs
+        if self.render_mode != "rgb_array":
+            warnings.warn(f"The render mode is {self.render_mode}, but this method assumes it is `rgb_array` to obtain images.")
+            return images
+        images[self.render_cell] = self.core.render()
+        return images
 
     def render(self, mode: str | None = None) -> np.ndarray | None:
-        """No rendering (like the single env)."""
-        return None
+        """SB3's contract, for the one cell :attr:`render_cell`: its frame with ``render_mode="rgb_array"`` (shown
+        with OpenCV for ``mode="human"``), shown live with ``"human"`` (None); SB3's warnings and None otherwise."""
+        if self.render_mode is None or (mode is not None and mode != self.render_mode
+                                        and not (mode == "human" and self.render_mode == "rgb_array")):
+            return super().render(mode)  # warns and returns None, as SB3's base does
+        frame = self.core.render()
+        if mode == "human" and self.render_mode == "rgb_array":
+            import cv2  # SB3's base shows an rgb_array VecEnv with OpenCV
+
+            cv2.imshow("vecenv", frame[:, :, ::-1])
+            cv2.waitKey(1)
+            return None
+        return frame
 
     def get_attr(self, attr_name: str, indices: VecEnvIndices = None) -> list[Any]:
         idx = list(self._get_indices(indices))

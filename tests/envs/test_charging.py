@@ -86,8 +86,13 @@ def test_gymnasium_and_sb3_check_env_without_warnings(request, tiny_checkpoint, 
 
 
 def test_unknown_arguments_and_backends_are_refused(tiny_checkpoint):
-    with pytest.raises(TypeError, match="unknown FastChargeEnv arguments"):
+    with pytest.raises(TypeError, match=r"FastChargeEnv.__init__\(\) got an unexpected keyword argument 'c_maximum'; "
+                                        r"valid keyword arguments: chemistry, backend, .*c_max,"):
         gym.make(ID, surrogate=str(tiny_checkpoint), c_maximum=3.0)
+    with pytest.raises(TypeError, match=r"got unexpected keyword arguments 'c_maximum', 'frameskip'; valid"):
+        envs.FastChargeEnv(surrogate=str(tiny_checkpoint), c_maximum=3.0, frameskip=1)
+    with pytest.raises(ValueError, match=r"render_mode must be None or one of 'rgb_array', 'human', got 'ansi'"):
+        envs.FastChargeEnv(surrogate=str(tiny_checkpoint), render_mode="ansi")
     with pytest.raises(ValueError, match="backend must be"):
         gym.make(ID, backend="ecm")
     with pytest.raises(ValueError, match="kelvin"):

@@ -120,8 +120,13 @@ def test_attribute_and_method_plumbing(tiny_checkpoint):
         venv.set_attr("w_time", 0.1, indices=[0])
     with pytest.raises(AttributeError):
         venv.set_attr("soc", 0.3)
-    assert venv.render() is None
+    with pytest.warns(UserWarning, match="no `render_mode`"):  # SB3's base class contract, without a render mode
+        assert venv.render() is None
+    assert venv.get_attr("render_cell") == [0] * 3
     venv.close()
+    with pytest.raises(TypeError, match=r"SurrogateVecEnv.__init__\(\) got an unexpected keyword argument 'c_maximum'; "
+                                        r"valid keyword arguments: num_envs, chemistry, .*render_cell, .*c_max"):
+        SurrogateVecEnv(3, surrogate=str(tiny_checkpoint), c_maximum=3.0)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
