@@ -18,6 +18,8 @@ Every model maps normalised inputs to normalised outputs (see :mod:`surrogates.m
 from __future__ import annotations
 
 import importlib
+
+import surrogates.common.threads  # noqa: F401  (a forked child runs torch on one thread: no hang)
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # torch is imported by the architectures, not by the registry (import envs stays light)
