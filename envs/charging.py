@@ -179,18 +179,30 @@ def observe(channels: dict[str, np.ndarray], c_rate: np.ndarray, steps: np.ndarr
     return np.clip(obs, -OBS_BOUND, OBS_BOUND).astype(np.float32)
 
 
+def limit_slack(channels: dict[str, np.ndarray], config: ChargingConfig, buffers=(0.0, 0.0, 0.0),
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Signed distance of each interval to each limit held ``buffers`` (V [V], K, V [V]) inside it, negative where
+    broken: ``v_max - bv - voltage_max`` [V], ``t_max - bt - temperature_max`` [K], ``plating_margin_min -
+    plating_limit - bp`` [V]; each shaped like the channels. The one definition of a broken limit: the reward, the
+    termination, and the agents' records and controllers (:mod:`agents.charge.record`) all read it."""
+    bv, bt, bp = buffers
+    return (config.v_max - bv - np.asarray(channels["voltage_max"]),
+            config.t_max - bt - np.asarray(channels["temperature_max"]),
+            np.asarray(channels["plating_margin_min"]) - config.plating_limit - bp)
+
+
 def limit_excess(channels: dict[str, np.ndarray], config: ChargingConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """How far each interval went past each limit (0 inside it): V over ``v_max`` [V], T over ``t_max`` [K],
-    plating margin under ``plating_limit`` [V]; each shaped like the channels."""
-    return (np.maximum(np.asarray(channels["voltage_max"]) - config.v_max, 0.0),
-            np.maximum(np.asarray(channels["temperature_max"]) - config.t_max, 0.0),
-            np.maximum(config.plating_limit - np.asarray(channels["plating_margin_min"]), 0.0))
+    plating margin under ``plating_limit`` [V] (:func:`limit_slack`, sign turned); each shaped like the channels."""
+    return tuple(np.maximum(-s, 0.0) for s in limit_slack(channels, config))
 
 
-def hard_violations(channels: dict[str, np.ndarray], config: ChargingConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def hard_violations(channels: dict[str, np.ndarray], config: ChargingConfig, excesses=None,
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The intervals that end an episode as a hard violation, per limit (voltage, temperature, plating): an excess
-    (:func:`limit_excess`) beyond the limit's ``hard_*_margin``; a margin of None never ends one."""
-    excesses = limit_excess(channels, config)
+    (:func:`limit_excess`, or ``excesses`` already computed from ``channels``) beyond the limit's ``hard_*_margin``;
+    a margin of None never ends one."""
+    excesses = limit_excess(channels, config) if excesses is None else excesses
     margins = (config.hard_voltage_margin, config.hard_temperature_margin, config.hard_plating_margin)
     return tuple(e > m if m is not None else np.zeros(e.shape, dtype=bool) for e, m in zip(excesses, margins))
 
@@ -209,8 +221,8 @@ def evaluate_step(channels: dict[str, np.ndarray], soc_prev: np.ndarray, steps: 
     n = len(soc_prev)
     ok = np.ones(n, dtype=bool) if failed is None else ~np.asarray(failed, dtype=bool)
     failed = ~ok
-    over_v, over_t, under_p = limit_excess(channels, cfg)
-    hard_v, hard_t, hard_p = (ok & h for h in hard_violations(channels, cfg))
+    over_v, over_t, under_p = excesses = limit_excess(channels, cfg)
+    hard_v, hard_t, hard_p = (ok & h for h in hard_violations(channels, cfg, excesses))
     hard = hard_v | hard_t | hard_p
     progress = np.minimum(channels["soc"], cfg.soc_target) - np.minimum(soc_prev, cfg.soc_target)
     terms = {

@@ -22,22 +22,23 @@ from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
+from envs.charging import limit_slack as env_limit_slack
+
 LIMITS = ("V", "T", "plating")
 """The limits, in the order of :func:`interval_slack`'s keys and of a buffer triple (V [V], T [K], plating [V])."""
 NO_BUFFERS = (0.0, 0.0, 0.0)
 
 
 def interval_slack(channels: dict, config, buffers=NO_BUFFERS) -> dict[str, np.ndarray]:
-    """Each interval's slack to each limit held ``buffers`` (V, K, V) inside it (negative: broken).
+    """Each interval's slack to each limit held ``buffers`` (V, K, V) inside it (negative: broken), by :data:`LIMITS`.
 
-    ``channels`` holds ``voltage_max``, ``temperature_max`` and ``plating_margin_min`` of the
-    intervals (scalars or arrays). The one definition of a broken limit: the records, the oracle's
-    admissible currents and the protocol search's penalty and constraints all read it.
+    ``channels`` holds ``voltage_max``, ``temperature_max`` and ``plating_margin_min`` of the intervals (scalars or
+    arrays). The env's own definition (:func:`envs.charging.limit_slack`, which its reward and termination read):
+    the records, the oracle's admissible currents and the protocol search's penalty and constraints all read it.
     """
-    bv, bt, bp = buffers
-    return {"V": config.v_max - bv - np.asarray(channels["voltage_max"], dtype=np.float64),
-            "T": config.t_max - bt - np.asarray(channels["temperature_max"], dtype=np.float64),
-            "plating": np.asarray(channels["plating_margin_min"], dtype=np.float64) - config.plating_limit - bp}
+    as_float = {k: np.asarray(channels[k], dtype=np.float64) for k in ("voltage_max", "temperature_max",
+                                                                        "plating_margin_min")}
+    return dict(zip(LIMITS, env_limit_slack(as_float, config, buffers)))
 
 
 def within_limits(channels: dict, config, buffers=NO_BUFFERS) -> bool:
